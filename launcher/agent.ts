@@ -1,0 +1,107 @@
+/**
+ * The host agent: starts the ranks of one host and reports on them. The launcher runs one
+ * in-process for its own host; on a remote host the same code runs behind the launch agent.
+ */
+import { execa } from "execa";
+import type { LauncherToRank, RankToLauncher } from "../src/control.js";
+
+export interface RankSpec {
+  rank: number;
+  /** Variables for this rank only (TSMPI_RANK and friends). */
+  env: Record<string, string>;
+}
+
+export interface HostPlan {
+  /** Name used in messages. */
+  host: string;
+  /** Program and arguments that start a rank (node, its flags, the script and its arguments). */
+  command: string[];
+  cwd: string;
+  env: Record<string, string>;
+  ranks: RankSpec[];
+}
+
+export interface HostEvents {
+  control(rank: number, msg: RankToLauncher): void;
+  output(rank: number, stream: "stdout" | "stderr", line: string): void;
+  /** The rank has exited and all of its output has been delivered. */
+  exit(rank: number, code: number | null, signal: string | null): void;
+}
+
+function spawnRank(file: string, args: string[], cwd: string, env: Record<string, string>) {
+  return execa(file, args, {
+    cwd,
+    env,
+    extendEnv: false,
+    stdin: "ignore",
+    ipc: true,
+    serialization: "json",
+    buffer: false,
+    reject: false,
+    // Its own process group: a Ctrl-C at the terminal reaches the launcher alone, which then
+    // stops the ranks in order, and signalling the group reaches the rank's own children.
+    detached: true,
+    cleanup: false,
+    forceKillAfterDelay: false,
+  });
+}
+
+interface Running {
+  proc: ReturnType<typeof spawnRank>;
+  exited: boolean;
+}
+
+export class HostAgent {
+  private readonly running = new Map<number, Running>();
+
+  constructor(
+    readonly plan: HostPlan,
+    private readonly events: HostEvents,
+  ) {}
+
+  /** Starts every rank; resolves when all have exited. */
+  run(): Promise<void> {
+    const [file, ...args] = this.plan.command;
+    return Promise.all(this.plan.ranks.map((spec) => this.runRank(file!, args, spec))).then(() => {});
+  }
+
+  /** Sends a control message to a rank; one that has exited or is exiting is skipped. */
+  send(rank: number, msg: LauncherToRank): void {
+    const r = this.running.get(rank);
+    if (!r || r.exited || !r.proc.connected) return;
+    try {
+      // execa types messages as strict JSON, which optional fields are not; they serialize fine.
+      r.proc.sendMessage(msg as Parameters<typeof r.proc.sendMessage>[0]).catch(() => {});
+    } catch {
+      // It disconnected between the check and the send (execa throws synchronously then).
+    }
+  }
+
+  /** Signals every rank still running, with its process group (so its own children go too). */
+  signal(sig: NodeJS.Signals): void {
+    for (const r of this.running.values()) {
+      if (r.exited || r.proc.pid === undefined) continue;
+      try {
+        process.kill(-r.proc.pid, sig);
+      } catch {
+        // already gone
+      }
+    }
+  }
+
+  private async runRank(file: string, args: string[], spec: RankSpec): Promise<void> {
+    const proc = spawnRank(file, args, this.plan.cwd, { ...this.plan.env, ...spec.env });
+    const r: Running = { proc, exited: false };
+    this.running.set(spec.rank, r);
+    const lines = (["stdout", "stderr"] as const).map(async (from) => {
+      for await (const line of proc.iterable({ from })) this.events.output(spec.rank, from, line);
+    });
+    const messages = (async () => {
+      for await (const msg of proc.getEachMessage()) this.events.control(spec.rank, msg as RankToLauncher);
+    })();
+    const result = await proc;
+    r.exited = true;
+    await Promise.allSettled([...lines, messages]);
+    this.events.exit(spec.rank, result.exitCode ?? null, result.signal ?? null);
+  }
+}

@@ -1,0 +1,103 @@
+/** Command-line arguments of tsmpirun, parsed with yargs into LaunchOptions. */
+import { availableParallelism } from "node:os";
+import yargs from "yargs";
+
+/** A mistake in how tsmpirun was called: printed without a stack, exit status 2. */
+export class UsageError extends Error {
+  override name = "UsageError";
+}
+
+export interface LaunchOptions {
+  np: number;
+  /** True when -n was given (otherwise np is the number of slots). */
+  npGiven: boolean;
+  script: string;
+  scriptArgs: string[];
+  hosts: string[];
+  hostfile?: string;
+  oversubscribe: boolean;
+  mapBy: "slot" | "node";
+  /** Variables to export to every rank; a value of undefined means "this launcher's value". */
+  env: Record<string, string | undefined>;
+  wdir?: string;
+  tagOutput: boolean;
+  /** Seconds; 0 means no limit. */
+  timeout: number;
+  launchAgent?: string;
+}
+
+/**
+ * MPI users type `-np 4`; yargs would read that as `-n -p 4`, so it is rewritten to `--np 4`
+ * (only before the script: everything after it belongs to the script).
+ */
+function normalize(argv: string[]): string[] {
+  return argv.map((a) => (a === "-np" ? "--np" : a.startsWith("-np=") ? `--np=${a.slice(4)}` : a));
+}
+
+function parseEnv(items: string[]): Record<string, string | undefined> {
+  const env: Record<string, string | undefined> = {};
+  for (const item of items) {
+    const eq = item.indexOf("=");
+    const name = eq < 0 ? item : item.slice(0, eq);
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new UsageError(`-x ${item}: ${JSON.stringify(name)} is not a valid environment variable name`);
+    env[name] = eq < 0 ? process.env[name] : item.slice(eq + 1);
+  }
+  return env;
+}
+
+export function parseArgs(argv: string[]): LaunchOptions {
+  const parser = yargs(normalize(argv))
+    .scriptName("tsmpirun")
+    .usage("$0 [options] <script> [script args...]\n\nRuns <script> (.ts, .mts, .js, .mjs) as an MPI-style job of N ranks.")
+    .parserConfiguration({ "halt-at-non-option": true, "camel-case-expansion": false })
+    .option("np", { alias: "n", type: "number", describe: "number of ranks (default: the slots available; 1 per CPU core locally)" })
+    .option("host", { type: "string", array: true, describe: "hosts as h1,h2:4,... (host[:slots])" })
+    .option("hostfile", { alias: "machinefile", type: "string", describe: "hostfile: `host slots=N [max_slots=M]` or `host:N` lines" })
+    .option("oversubscribe", { type: "boolean", default: false, describe: "allow more ranks than the hosts have slots" })
+    .option("map-by", { choices: ["slot", "node"] as const, default: "slot" as const, describe: "fill each host first (slot) or round-robin over hosts (node)" })
+    .option("x", { type: "string", array: true, describe: "export VAR[=VALUE] to all ranks (repeatable)" })
+    .option("wdir", { type: "string", describe: "working directory of the ranks" })
+    .option("tag-output", { type: "boolean", default: false, describe: "prefix every output line with [rank]" })
+    .option("timeout", { type: "number", default: 0, describe: "stop the whole job after SECONDS (exit status 124)" })
+    .option("launch-agent", { type: "string", describe: "how remote hosts are reached (default ssh)" })
+    .strictOptions()
+    .help()
+    .alias("help", "h")
+    .version(false)
+    .wrap(100)
+    .exitProcess(false)
+    .fail((msg, err) => {
+      throw err ?? new UsageError(msg);
+    });
+  const a = parser.parseSync();
+  if ("help" in a && a.help) throw new HelpShown();
+
+  const positional = a._.map(String);
+  const script = positional[0];
+  if (!script) throw new UsageError("no script given: usage is tsmpirun [options] <script> [script args...]");
+
+  const npGiven = a.np !== undefined;
+  const np = npGiven ? a.np! : availableParallelism();
+  if (!Number.isInteger(np) || np < 1) throw new UsageError(`-n ${a.np}: the number of ranks must be a whole number ≥ 1`);
+  const timeout = a.timeout;
+  if (!Number.isFinite(timeout) || timeout < 0) throw new UsageError(`--timeout ${a.timeout}: must be a number of seconds ≥ 0`);
+
+  return {
+    np,
+    npGiven,
+    script,
+    scriptArgs: positional.slice(1),
+    hosts: (a.host ?? []).flatMap((h) => h.split(",")).filter((h) => h.length > 0),
+    hostfile: a.hostfile,
+    oversubscribe: a.oversubscribe,
+    mapBy: a["map-by"],
+    env: parseEnv(a.x ?? []),
+    wdir: a.wdir,
+    tagOutput: a["tag-output"],
+    timeout,
+    launchAgent: a["launch-agent"],
+  };
+}
+
+/** --help was printed; nothing else to do. */
+export class HelpShown extends Error {}

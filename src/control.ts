@@ -1,0 +1,67 @@
+/**
+ * The rank's side of the launcher's control channel: Node's IPC channel to the process that
+ * started the rank (the launcher itself, or the launcher's agent on a remote host). It carries
+ * start-up rendezvous, finalize and abort notices; data never goes through it.
+ */
+import type { PeerAddress } from "./transport.js";
+
+/** Messages a rank sends to its launcher. */
+export type RankToLauncher =
+  | { t: "hello"; rank: number; address: PeerAddress | null }
+  | { t: "fin"; rank: number; sentTo: number[] }
+  | { t: "abort"; rank: number; code: number; reason: string };
+
+/** Messages the launcher sends to a rank. */
+export type LauncherToRank =
+  | { t: "peers"; table: (PeerAddress | null)[] }
+  | { t: "gone"; rank: number; sentTo: number[] };
+
+type Gone = Extract<LauncherToRank, { t: "gone" }>;
+
+export class ControlChannel {
+  private peersWaiter: ((table: (PeerAddress | null)[]) => void) | null = null;
+  private goneHandler: ((g: Gone) => void) | null = null;
+  private readonly early: Gone[] = [];
+
+  private constructor() {
+    process.on("message", (m: LauncherToRank) => {
+      if (m.t === "peers") this.peersWaiter?.(m.table);
+      else if (m.t === "gone") {
+        if (this.goneHandler) this.goneHandler(m);
+        else this.early.push(m);
+      }
+    });
+  }
+
+  /** The channel to the launcher, or null when this process was not started by one. */
+  static connect(): ControlChannel | null {
+    if (typeof process.send !== "function" || !process.channel || process.env.TSMPI_SIZE === undefined) return null;
+    return new ControlChannel();
+  }
+
+  send(msg: RankToLauncher): Promise<void> {
+    return new Promise((resolve, reject) => {
+      process.send!(msg, undefined, {}, (err) => (err ? reject(err) : resolve()));
+    });
+  }
+
+  /** Sends hello and waits for every rank's address. */
+  async rendezvous(hello: RankToLauncher & { t: "hello" }): Promise<(PeerAddress | null)[]> {
+    const table = new Promise<(PeerAddress | null)[]>((resolve) => (this.peersWaiter = resolve));
+    // The channel is unreferenced so that it never keeps a finished rank alive; while we wait for
+    // the table it is the only thing that should.
+    process.channel?.ref();
+    try {
+      await this.send(hello);
+      return await table;
+    } finally {
+      this.peersWaiter = null;
+      process.channel?.unref();
+    }
+  }
+
+  onGone(handler: (g: Gone) => void): void {
+    this.goneHandler = handler;
+    for (const g of this.early.splice(0)) handler(g);
+  }
+}

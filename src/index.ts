@@ -1,0 +1,6 @@
+/** tsmpi: MPI-style message passing for TypeScript. */
+export { init, finalize, abort, wtime } from "./runtime.js";
+export { Communicator, type Status, type Message, type RecvIntoStatus, type SendRecvTags } from "./comm.js";
+export { ANY_SOURCE, ANY_TAG, PROC_NULL, UNDEFINED, TAG_UB } from "./constants.js";
+export { MpiError, TruncateError, RankFailedError, TimeoutError, TaskError } from "./errors.js";
+export type { TypedArray } from "./wire.js";

@@ -1,0 +1,104 @@
+/**
+ * Process-wide state of a rank: init, finalize, abort and wtime.
+ * A script started without the launcher is a singleton: a world of size 1, as in MPI.
+ */
+import { hostname } from "node:os";
+import { performance } from "node:perf_hooks";
+import { Communicator } from "./comm.js";
+import { ControlChannel } from "./control.js";
+import { MpiError } from "./errors.js";
+import { PointToPoint } from "./p2p.js";
+import { ZmqTransport, type Transport } from "./transport.js";
+
+interface RankState {
+  world: Communicator;
+  p2p: PointToPoint;
+  control: ControlChannel | null;
+  transport: Transport | null;
+}
+
+let started: Promise<RankState> | null = null;
+let finalizing: Promise<void> | null = null;
+
+function envInt(name: string, fallback: number): number {
+  const v = process.env[name];
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new MpiError(`init: environment variable ${name}=${JSON.stringify(v)} is not a valid number`);
+  return n;
+}
+
+async function start(): Promise<RankState> {
+  const control = ControlChannel.connect();
+  const rank = control ? envInt("TSMPI_RANK", 0) : 0;
+  const size = control ? envInt("TSMPI_SIZE", 1) : 1;
+  const p2p = new PointToPoint(rank, size);
+  let transport: Transport | null = null;
+  if (control) {
+    if (size > 1) {
+      transport = await ZmqTransport.open(
+        {
+          rank,
+          host: process.env.TSMPI_HOST_ID ?? hostname(),
+          ipcDir: process.env.TSMPI_JOB_DIR,
+          tcpAddress: process.env.TSMPI_TCP_ADDRESS,
+        },
+        { message: p2p.arrive, fin: p2p.fin },
+      );
+      p2p.attach(transport);
+    }
+    const table = await control.rendezvous({ t: "hello", rank, address: transport?.address ?? null });
+    transport?.setPeers(table.map((a, r) => a ?? { host: `missing-${r}` }));
+    control.onGone((g) => p2p.peerGone(g.rank, g.sentTo));
+  }
+  const world = new Communicator(
+    p2p,
+    Array.from({ length: size }, (_, r) => r),
+    0,
+  );
+  // Like mpi4py, finalize when the script is done, so forgetting finalize() cannot hang a job.
+  process.once("beforeExit", () => void finalize());
+  return { world, p2p, control, transport };
+}
+
+/** Starts this rank's part of the job and returns the world communicator. Idempotent. */
+export function init(): Promise<Communicator> {
+  if (finalizing) return Promise.reject(new MpiError("init: called after finalize()"));
+  started ??= start();
+  return started.then((s) => s.world);
+}
+
+/**
+ * Ends this rank's communication: waits for its sends to be delivered, tells its peers, and
+ * closes its sockets, so the process can exit by itself. Idempotent.
+ */
+export function finalize(): Promise<void> {
+  finalizing ??= (async () => {
+    if (!started) return;
+    const s = await started;
+    await s.p2p.flush();
+    const sentTo = s.transport?.sentTo ?? [];
+    await s.control?.send({ t: "fin", rank: s.world.rank, sentTo });
+    await s.transport?.close();
+  })();
+  return finalizing;
+}
+
+/**
+ * Ends the whole job: the launcher stops every rank and exits with `code`.
+ * Without a launcher, exits this process with `code`.
+ */
+export function abort(code = 1, reason?: string): never {
+  const rank = Number(process.env.TSMPI_RANK ?? 0);
+  const text = reason ?? "abort() called";
+  process.stderr.write(`tsmpi: rank ${rank} called abort(${code}): ${text}\n`);
+  // A small IPC message is written at once when nothing else is queued on the channel; should it
+  // be lost, the launcher still sees this rank exit with `code` and stops the job for that.
+  if (typeof process.send === "function") process.send({ t: "abort", rank, code, reason: text });
+  process.exit(code);
+}
+
+/** Seconds since an arbitrary point in this process, high resolution and monotonic (MPI_Wtime). */
+export function wtime(): number {
+  return performance.now() / 1000;
+}

@@ -1,0 +1,314 @@
+/**
+ * Transport: moves framed messages between ranks. It knows nothing about matching or values,
+ * only "deliver these frames to rank d, in order, and tell me when the caller's buffers are free".
+ * A shared-memory transport for ranks on one host can implement the same interface.
+ */
+import * as zmq from "zeromq";
+import { Packr } from "msgpackr";
+import { MpiError } from "./errors.js";
+
+/** What a message carries besides its payload frames. */
+export interface Envelope {
+  /** Payload encoding (wire.Kind). */
+  kind: number;
+  /** Context id: which communicator (and whether point-to-point or collective traffic). */
+  ctx: number;
+  /** Sender's world rank. */
+  src: number;
+  tag: number;
+  /** Encoding detail, e.g. the typed-array class of a raw payload. */
+  meta: number;
+}
+
+/** How other ranks reach this one. */
+export interface PeerAddress {
+  /** Ranks with the same host id use `ipc`; others use `tcp`. */
+  host: string;
+  ipc?: string;
+  tcp?: string;
+}
+
+export interface TransportHandlers {
+  message(env: Envelope, frames: Buffer[]): void;
+  /** `peer` has finalized: everything it sent to us has been delivered before this. */
+  fin(peer: number): void;
+}
+
+export interface Transport {
+  readonly address: PeerAddress;
+  setPeers(table: readonly PeerAddress[]): void;
+  /**
+   * Queues a message for `dest`. Frames from index `borrowedFrom` on are views of the caller's
+   * memory; the returned promise resolves once the caller may overwrite them.
+   */
+  send(dest: number, env: Envelope, frames: Buffer[], borrowedFrom: number): Promise<void>;
+  /** Keeps messages flowing in while something waits for one; pair every hold with a release. */
+  hold(): void;
+  release(): void;
+  /** Reads whatever has arrived without holding the receive path open (for iprobe). */
+  poke(): void;
+  /** Ranks this one has sent data to (they will receive our FIN). */
+  readonly sentTo: number[];
+  /** `peer` has finalized: stop waiting for anything from it. */
+  peerGone(peer: number): void;
+  /**
+   * Sends FIN after the data on every connection and waits until each peer has read it (or has
+   * finalized itself), then closes. Nothing this rank sent is lost by exiting afterwards.
+   */
+  close(): Promise<void>;
+}
+
+// Transport-level message kinds, above the wire kinds.
+const KIND_ACK = 16;
+const KIND_FIN = 17;
+const KIND_FIN_ACK = 18;
+
+/**
+ * zeromq.js sends frames over 128 bytes without copying and resolves send() when the message is
+ * queued, not sent. A borrowed frame up to this size is copied (cheap next to a ~55 µs message);
+ * a larger one goes zero-copy and the send completes when the receiver acknowledges it.
+ */
+export const COPY_LIMIT = 256 * 1024;
+const ZMQ_COPIES_BELOW = 128;
+/** How long an idle reader waits before it lets the event loop go (so a finished rank can exit). */
+const READER_IDLE_MS = 200;
+interface QueuedSend {
+  msg: Buffer[];
+  resolve(): void;
+  reject(e: unknown): void;
+}
+
+interface Link {
+  sock: zmq.Push;
+  queue: QueuedSend[];
+  busy: boolean;
+}
+
+const headerPackr = new Packr({ useRecords: false });
+
+function isTimeout(e: unknown): boolean {
+  return (e as { code?: string }).code === "EAGAIN";
+}
+
+export interface ZmqTransportOptions {
+  rank: number;
+  host: string;
+  /** Directory for this job's ipc sockets (unique per job, short enough for the 107-byte limit). */
+  ipcDir?: string;
+  /** Address to listen on for ranks on other hosts; omit when the job has one host. */
+  tcpAddress?: string;
+}
+
+export class ZmqTransport implements Transport {
+  private peers: readonly PeerAddress[] = [];
+  private readonly links = new Map<number, Link>();
+  /** Peers we sent data to: the ones that get a FIN. */
+  private readonly dataPeers = new Set<number>();
+  private readonly gone = new Set<number>();
+  /** Sends waiting for the receiver's ACK, and FINs waiting for theirs, by id / peer. */
+  private readonly acks = new Map<number, { peer: number; done(): void }>();
+  private readonly finAcks = new Map<number, () => void>();
+  private nextAck = 1;
+  private holds = 0;
+  private reading = false;
+  private closed = false;
+
+  private constructor(
+    private readonly rank: number,
+    private readonly pull: zmq.Pull,
+    readonly address: PeerAddress,
+    private readonly handlers: TransportHandlers,
+  ) {}
+
+  static async open(opts: ZmqTransportOptions, handlers: TransportHandlers): Promise<ZmqTransport> {
+    const pull = new zmq.Pull({ receiveTimeout: READER_IDLE_MS, linger: 0 });
+    const address: PeerAddress = { host: opts.host };
+    if (opts.ipcDir) {
+      address.ipc = `ipc://${opts.ipcDir}/${opts.rank}`;
+      await pull.bind(address.ipc);
+    }
+    if (opts.tcpAddress) {
+      await pull.bind(`tcp://${opts.tcpAddress}:0`);
+      address.tcp = pull.lastEndpoint ?? undefined;
+    }
+    if (!address.ipc && !address.tcp) throw new MpiError("transport: neither an ipc directory nor a tcp address was given");
+    return new ZmqTransport(opts.rank, pull, address, handlers);
+  }
+
+  setPeers(table: readonly PeerAddress[]): void {
+    this.peers = table;
+  }
+
+  get sentTo(): number[] {
+    return [...this.dataPeers];
+  }
+
+  peerGone(peer: number): void {
+    this.gone.add(peer);
+    for (const [id, a] of this.acks) {
+      if (a.peer === peer) {
+        this.acks.delete(id);
+        a.done();
+      }
+    }
+    this.finAcks.get(peer)?.();
+  }
+
+  send(dest: number, env: Envelope, frames: Buffer[], borrowedFrom: number): Promise<void> {
+    this.dataPeers.add(dest);
+    let needsAck = false;
+    for (let i = borrowedFrom; i < frames.length; i++) {
+      const f = frames[i]!;
+      if (f.byteLength > COPY_LIMIT) needsAck = true;
+      else if (f.byteLength > ZMQ_COPIES_BELOW) frames[i] = Buffer.from(f);
+    }
+    if (!needsAck) return this.enqueue(dest, [this.header(env, 0), ...frames]);
+    const ackId = this.nextAck++;
+    const acked = new Promise<void>((done) => this.acks.set(ackId, { peer: dest, done }));
+    this.hold(); // the ack has to be read
+    const queued = this.enqueue(dest, [this.header(env, ackId), ...frames]);
+    return Promise.all([queued, acked]).then(
+      () => this.release(),
+      (e: unknown) => {
+        this.acks.delete(ackId);
+        this.release();
+        throw e;
+      },
+    );
+  }
+
+  hold(): void {
+    this.holds++;
+    if (!this.reading) void this.readLoop();
+  }
+
+  release(): void {
+    this.holds--;
+  }
+
+  poke(): void {
+    if (!this.reading && !this.closed) void this.readLoop();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    const peers = [...this.dataPeers].filter((p) => !this.gone.has(p));
+    this.hold(); // FIN acknowledgements have to be read
+    try {
+      await Promise.all(
+        peers.map((peer) => {
+          const acked = new Promise<void>((done) => this.finAcks.set(peer, done));
+          void this.enqueue(peer, [this.control(KIND_FIN, 0)]).catch(() => this.finAcks.get(peer)?.());
+          return acked;
+        }),
+      );
+    } finally {
+      this.release();
+    }
+    this.closed = true;
+    // Everything that matters has been acknowledged; what may still be queued are replies to peers
+    // that are leaving too, and waiting to deliver those would only delay the exit.
+    for (const link of this.links.values()) {
+      link.sock.linger = 0;
+      link.sock.close();
+    }
+    this.pull.close();
+  }
+
+  private control(kind: number, meta: number): Buffer {
+    return this.header({ kind, ctx: 0, src: this.rank, tag: 0, meta }, 0);
+  }
+
+  private header(env: Envelope, ackId: number): Buffer {
+    return headerPackr.pack([env.kind, env.ctx, env.src, env.tag, env.meta, ackId]);
+  }
+
+  private link(dest: number): Link {
+    let link = this.links.get(dest);
+    if (link) return link;
+    const peer = this.peers[dest];
+    if (!peer) throw new MpiError(`transport: no address known for rank ${dest}`);
+    const endpoint = peer.host === this.address.host && peer.ipc ? peer.ipc : peer.tcp;
+    if (!endpoint) throw new MpiError(`transport: rank ${dest} on host ${peer.host} has no address reachable from host ${this.address.host}`);
+    // PUSH blocks at the high-water mark instead of dropping, and one socket per peer gives each
+    // peer its own send queue (zeromq.js allows one pending send per socket).
+    const sock = new zmq.Push();
+    sock.connect(endpoint);
+    link = { sock, queue: [], busy: false };
+    this.links.set(dest, link);
+    return link;
+  }
+
+  private enqueue(dest: number, msg: Buffer[]): Promise<void> {
+    if (this.closed) return Promise.reject(new MpiError("transport is closed (finalize() was called)"));
+    const link = this.link(dest);
+    return new Promise<void>((resolve, reject) => {
+      link.queue.push({ msg, resolve, reject });
+      if (!link.busy) void this.pump(link);
+    });
+  }
+
+  private async pump(link: Link): Promise<void> {
+    link.busy = true;
+    while (link.queue.length > 0) {
+      const item = link.queue[0]!;
+      try {
+        await link.sock.send(item.msg);
+        item.resolve();
+      } catch (e) {
+        item.reject(e);
+      }
+      link.queue.shift();
+    }
+    link.busy = false;
+  }
+
+  private async readLoop(): Promise<void> {
+    this.reading = true;
+    try {
+      while (!this.closed) {
+        let msg: Buffer[];
+        try {
+          msg = await this.pull.receive();
+        } catch (e) {
+          if (this.closed) break;
+          if (isTimeout(e)) {
+            if (this.holds > 0) continue;
+            break;
+          }
+          throw e;
+        }
+        this.dispatch(msg);
+      }
+    } finally {
+      this.reading = false;
+    }
+  }
+
+  private dispatch(msg: Buffer[]): void {
+    const [kind, ctx, src, tag, meta, ackId] = headerPackr.unpack(msg[0]!) as number[];
+    switch (kind) {
+      case KIND_ACK: {
+        const a = this.acks.get(meta!);
+        this.acks.delete(meta!);
+        a?.done();
+        return;
+      }
+      case KIND_FIN:
+        this.handlers.fin(src!);
+        this.reply(src!, KIND_FIN_ACK, 0);
+        return;
+      case KIND_FIN_ACK:
+        this.finAcks.get(src!)?.();
+        return;
+    }
+    // The whole message is here, so the sender's libzmq no longer reads its buffer.
+    if (ackId) this.reply(src!, KIND_ACK, ackId);
+    this.handlers.message({ kind: kind!, ctx: ctx!, src: src!, tag: tag!, meta: meta! }, msg.slice(1));
+  }
+
+  private reply(peer: number, kind: number, meta: number): void {
+    if (this.gone.has(peer) || this.closed) return;
+    this.enqueue(peer, [this.control(kind, meta)]).catch(() => {});
+  }
+}

@@ -1,0 +1,195 @@
+/**
+ * Wire format: how a value becomes frames and back.
+ *
+ * A top-level typed array / ArrayBuffer / Buffer / DataView travels as one raw frame (kind `Raw`,
+ * `meta` = its type code). Anything else is packed with msgpackr (kind `Packed`); binary values
+ * nested inside it are not copied into the msgpack bytes but travel as extra raw frames, each
+ * referenced from the packed frame by index. Frames that are views of the caller's memory are
+ * reported as `borrowed` so the transport can decide whether to copy them or wait for an ack.
+ */
+import { Packr, addExtension } from "msgpackr";
+import { MpiError, TruncateError } from "./errors.js";
+
+export const enum Kind {
+  Raw = 0,
+  Packed = 1,
+}
+
+/** Constructors of the binary types, indexed by the type code that travels in the header. */
+const BINARY_TYPES = [
+  ArrayBuffer,
+  Buffer,
+  Int8Array,
+  Uint8Array,
+  Uint8ClampedArray,
+  Int16Array,
+  Uint16Array,
+  Int32Array,
+  Uint32Array,
+  Float32Array,
+  Float64Array,
+  BigInt64Array,
+  BigUint64Array,
+  DataView,
+] as const;
+
+export type TypedArray =
+  | Int8Array
+  | Uint8Array
+  | Uint8ClampedArray
+  | Int16Array
+  | Uint16Array
+  | Int32Array
+  | Uint32Array
+  | Float32Array
+  | Float64Array
+  | BigInt64Array
+  | BigUint64Array;
+
+export type TypedArrayConstructor = { new (length: number): TypedArray; new (buffer: ArrayBufferLike, byteOffset: number, length: number): TypedArray; readonly BYTES_PER_ELEMENT: number; readonly name: string };
+
+const CODE_ARRAYBUFFER = 0;
+const CODE_BUFFER = 1;
+const CODE_DATAVIEW = 13;
+
+const codeByConstructor = new Map<unknown, number>(BINARY_TYPES.map((c, i) => [c, i]));
+
+/** The type code of a binary value, or -1 when `v` is not one. */
+export function binaryCode(v: unknown): number {
+  if (typeof v !== "object" || v === null) return -1;
+  const code = codeByConstructor.get(v.constructor);
+  if (code !== undefined) return code;
+  // Subclasses travel as their nearest built-in class, as structured clone does.
+  if (v instanceof ArrayBuffer) return CODE_ARRAYBUFFER;
+  if (ArrayBuffer.isView(v)) {
+    for (let i = BINARY_TYPES.length - 1; i > 0; i--) if (v instanceof BINARY_TYPES[i]) return i;
+  }
+  return -1;
+}
+
+export function isTypedArray(v: unknown): v is TypedArray {
+  return ArrayBuffer.isView(v) && !(v instanceof DataView);
+}
+
+/** A Buffer viewing the bytes of a binary value, without copying. */
+export function bytesOf(v: ArrayBufferView | ArrayBufferLike): Buffer {
+  if (ArrayBuffer.isView(v)) return Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+  return Buffer.from(v);
+}
+
+function fromFrame(code: number, buf: Buffer): unknown {
+  if (code === CODE_BUFFER) return buf;
+  if (code === CODE_ARRAYBUFFER) {
+    if (buf.byteOffset === 0 && buf.buffer.byteLength === buf.byteLength) return buf.buffer;
+    return buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength);
+  }
+  // A view is free when the frame owns its whole backing store (large frames do); a small frame
+  // can sit in a shared pool, and a view would expose the pool's other bytes through `.buffer`.
+  const owned = buf.byteOffset === 0 && buf.buffer.byteLength === buf.byteLength;
+  if (code === CODE_DATAVIEW) {
+    return owned ? new DataView(buf.buffer) : new DataView(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
+  }
+  const T = BINARY_TYPES[code] as TypedArrayConstructor | undefined;
+  if (!T) throw new MpiError(`corrupt message: unknown binary type code ${code}`);
+  const bpe = T.BYTES_PER_ELEMENT;
+  if (buf.byteLength % bpe !== 0) throw new MpiError(`corrupt message: ${buf.byteLength} bytes is not a whole number of ${T.name} elements`);
+  if (owned) return new T(buf.buffer, 0, buf.byteLength / bpe);
+  const out = new T(buf.byteLength / bpe);
+  new Uint8Array(out.buffer).set(buf);
+  return out;
+}
+
+// Nested binaries are collected into module-level lists while one pack/unpack runs. Packing and
+// unpacking are synchronous, so no other message can interleave with them.
+let sideOut: Buffer[] = [];
+let sideIn: Buffer[] = [];
+
+function writeBinary(v: ArrayBufferView | ArrayBuffer): [number, number] {
+  sideOut.push(bytesOf(v));
+  return [binaryCode(v), sideOut.length - 1];
+}
+function readBinary(ref: unknown): unknown {
+  const [code, index] = ref as [number, number];
+  const buf = sideIn[index + 1]; // frame 0 is the packed value itself
+  if (!buf) throw new MpiError(`corrupt message: missing binary frame ${index}`);
+  return fromFrame(code, buf);
+}
+const TypedArrayBase = Object.getPrototypeOf(Uint8Array) as abstract new () => TypedArray;
+// addExtension registers on msgpackr's module-wide table. 0x20-0x23 are free: msgpackr itself
+// uses 0x00, 0x10, 0x11, 0x42, 0x52, 0x62, 0x65, 0x69, 0x70, 0x72-0x74, 0x78 and 0xff.
+addExtension({ Class: TypedArrayBase, type: 0x20, write: writeBinary, read: readBinary });
+addExtension({ Class: DataView, type: 0x21, write: writeBinary, read: readBinary });
+addExtension({ Class: ArrayBuffer, type: 0x22, write: writeBinary, read: readBinary });
+addExtension({
+  Class: Function,
+  type: 0x23,
+  write(fn: Function) {
+    throw new MpiError(`a function (${fn.name || "anonymous"}) cannot be sent`);
+  },
+  read: () => undefined,
+});
+
+const packr = new Packr({ structuredClone: true, useBigIntExtension: true });
+
+export interface Encoded {
+  kind: Kind;
+  meta: number;
+  frames: Buffer[];
+  /** Frames from this index on are views of the caller's memory (it may overwrite them later). */
+  borrowedFrom: number;
+}
+
+/** Encodes `value`; throws MpiError when it cannot be encoded. */
+export function encode(value: unknown): Encoded {
+  const code = binaryCode(value);
+  if (code >= 0) {
+    return { kind: Kind.Raw, meta: code, frames: [bytesOf(value as ArrayBufferView)], borrowedFrom: 0 };
+  }
+  sideOut = [];
+  let packed: Buffer;
+  try {
+    packed = packr.pack(value);
+  } catch (e) {
+    if (e instanceof MpiError) throw e;
+    throw new MpiError(`value cannot be encoded: ${(e as Error).message}`);
+  }
+  const frames = [packed, ...sideOut];
+  sideOut = [];
+  // msgpackr never writes over a buffer it has returned, so the packed frame is ours to keep.
+  return { kind: Kind.Packed, meta: 0, frames, borrowedFrom: 1 };
+}
+
+export function decode(kind: number, meta: number, frames: Buffer[]): unknown {
+  if (kind === Kind.Raw) return fromFrame(meta, frames[0]!);
+  sideIn = frames;
+  try {
+    return packr.unpack(frames[0]!);
+  } finally {
+    sideIn = [];
+  }
+}
+
+/** Payload size in bytes, as `probe` reports it. */
+export function payloadBytes(frames: Buffer[]): number {
+  let n = 0;
+  for (const f of frames) n += f.byteLength;
+  return n;
+}
+
+/**
+ * Copies a raw message into `target`, returning the number of elements written.
+ * Only binary messages can be received into a typed array; the bytes are taken as they are
+ * (as MPI does with matching datatypes), so the element sizes must divide the byte count.
+ */
+export function decodeInto(kind: number, frames: Buffer[], target: TypedArray, call: string): number {
+  if (kind !== Kind.Raw) throw new MpiError(`${call}: the message is not a typed array or binary buffer; use recv() for objects`);
+  const src = frames[0]!;
+  if (src.byteLength > target.byteLength) {
+    throw new TruncateError(`${call}: message of ${src.byteLength} bytes does not fit the ${target.constructor.name} of ${target.length} elements (${target.byteLength} bytes)`);
+  }
+  if (src.byteLength % target.BYTES_PER_ELEMENT !== 0) {
+    throw new MpiError(`${call}: message of ${src.byteLength} bytes is not a whole number of ${target.constructor.name} elements`);
+  }
+  new Uint8Array(target.buffer, target.byteOffset, src.byteLength).set(src);
+  return src.byteLength / target.BYTES_PER_ELEMENT;
+}
