@@ -45,17 +45,23 @@ function parseEnv(items: string[]): Record<string, string | undefined> {
   return env;
 }
 
+function list(v: string | string[] | undefined): string[] {
+  return v === undefined ? [] : Array.isArray(v) ? v : [v];
+}
+
 export function parseArgs(argv: string[]): LaunchOptions {
   const parser = yargs(normalize(argv))
     .scriptName("tsmpirun")
     .usage("$0 [options] <script> [script args...]\n\nRuns <script> (.ts, .mts, .js, .mjs) as an MPI-style job of N ranks.")
     .parserConfiguration({ "halt-at-non-option": true, "camel-case-expansion": false })
     .option("np", { alias: "n", type: "number", describe: "number of ranks (default: the slots available; 1 per CPU core locally)" })
-    .option("host", { type: "string", array: true, describe: "hosts as h1,h2:4,... (host[:slots])" })
+    // Not `array: true`: that would swallow the script and its arguments after `-x VAR`; a
+    // repeated option still arrives as an array.
+    .option("host", { type: "string", describe: "hosts as h1,h2:4,... (host[:slots])" })
     .option("hostfile", { alias: "machinefile", type: "string", describe: "hostfile: `host slots=N [max_slots=M]` or `host:N` lines" })
     .option("oversubscribe", { type: "boolean", default: false, describe: "allow more ranks than the hosts have slots" })
     .option("map-by", { choices: ["slot", "node"] as const, default: "slot" as const, describe: "fill each host first (slot) or round-robin over hosts (node)" })
-    .option("x", { type: "string", array: true, describe: "export VAR[=VALUE] to all ranks (repeatable)" })
+    .option("x", { type: "string", describe: "export VAR[=VALUE] to all ranks (repeatable)" })
     .option("wdir", { type: "string", describe: "working directory of the ranks" })
     .option("tag-output", { type: "boolean", default: false, describe: "prefix every output line with [rank]" })
     .option("timeout", { type: "number", default: 0, describe: "stop the whole job after SECONDS (exit status 124)" })
@@ -87,11 +93,11 @@ export function parseArgs(argv: string[]): LaunchOptions {
     npGiven,
     script,
     scriptArgs: positional.slice(1),
-    hosts: (a.host ?? []).flatMap((h) => h.split(",")).filter((h) => h.length > 0),
+    hosts: list(a.host).flatMap((h) => h.split(",")).filter((h) => h.length > 0),
     hostfile: a.hostfile,
     oversubscribe: a.oversubscribe,
     mapBy: a["map-by"],
-    env: parseEnv(a.x ?? []),
+    env: parseEnv(list(a.x)),
     wdir: a.wdir,
     tagOutput: a["tag-output"],
     timeout,

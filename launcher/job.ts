@@ -146,10 +146,10 @@ class Job {
         break;
       case "fin":
         this.finalized.add(rank);
-        this.broadcastGone(rank, msg.sentTo);
+        this.broadcastGone(rank, msg.sentTo, "finalized");
         break;
       case "abort":
-        this.fail(msg.code, `rank ${rank} (${this.agent.plan.host}) called abort(${msg.code}): ${msg.reason}`);
+        this.fail(msg.code, `rank ${rank} (host ${this.agent.plan.host}) called abort(${msg.code}): ${msg.reason}`);
         break;
     }
   }
@@ -168,7 +168,7 @@ class Job {
     } else if (!this.finalized.has(rank)) {
       // It left without finalize (process.exit): what it sent may be lost, but nobody should
       // wait for it forever.
-      this.broadcastGone(rank, []);
+      this.broadcastGone(rank, [], "exited");
     }
   }
 
@@ -183,9 +183,9 @@ class Job {
     );
   }
 
-  private broadcastGone(rank: number, sentTo: number[]): void {
+  private broadcastGone(rank: number, sentTo: number[], how: "finalized" | "exited"): void {
     for (let r = 0; r < this.size; r++) {
-      if (r !== rank && !this.exited.has(r)) this.agent.send(r, { t: "gone", rank, sentTo });
+      if (r !== rank && !this.exited.has(r)) this.agent.send(r, { t: "gone", rank, sentTo, how });
     }
   }
 

@@ -14,7 +14,7 @@ export type RankToLauncher =
 /** Messages the launcher sends to a rank. */
 export type LauncherToRank =
   | { t: "peers"; table: (PeerAddress | null)[] }
-  | { t: "gone"; rank: number; sentTo: number[] };
+  | { t: "gone"; rank: number; sentTo: number[]; how: "finalized" | "exited" };
 
 type Gone = Extract<LauncherToRank, { t: "gone" }>;
 

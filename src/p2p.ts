@@ -20,8 +20,8 @@ interface GroupWaiter extends Waiter {
 export class PointToPoint {
   private readonly matcher = new Matcher();
   private transport: Transport | null = null;
-  /** Finalized peers, with the ranks each had connections to. */
-  private readonly gone = new Map<number, ReadonlySet<number>>();
+  /** Peers that have finalized or exited, with the ranks each had sent data to. */
+  private readonly gone = new Map<number, { sentTo: ReadonlySet<number>; how: string }>();
   private readonly fins = new Set<number>();
   private readonly inFlight = new Set<Promise<void>>();
 
@@ -45,9 +45,9 @@ export class PointToPoint {
     this.failIfDrained(peer);
   };
 
-  /** Control callback: `peer` finalized; `sentTo` are the ranks it had sent messages to. */
-  peerGone(peer: number, sentTo: readonly number[]): void {
-    this.gone.set(peer, new Set(sentTo));
+  /** Control callback: `peer` finalized or exited; `sentTo` are the ranks it had sent data to. */
+  peerGone(peer: number, sentTo: readonly number[], how: "finalized" | "exited"): void {
+    this.gone.set(peer, { sentTo: new Set(sentTo), how });
     this.transport?.peerGone(peer);
     this.failIfDrained(peer);
   }
@@ -113,22 +113,22 @@ export class PointToPoint {
 
   /** A peer is drained when it has finalized and all it sent us has arrived. */
   private drained(peer: number): boolean {
-    const sentTo = this.gone.get(peer);
-    return sentTo !== undefined && (!sentTo.has(this.rank) || this.fins.has(peer));
+    const g = this.gone.get(peer);
+    return g !== undefined && (!g.sentTo.has(this.rank) || this.fins.has(peer));
   }
 
   private failureFor(w: GroupWaiter): RankFailedError | undefined {
     const call = w.call;
     if (w.src !== ANY_SOURCE) {
       if (w.src !== this.rank && this.drained(w.src)) {
-        return new RankFailedError(`${call} from world rank ${w.src} cannot complete: that rank has called finalize() and sent nothing that matches`, w.src);
+        return new RankFailedError(`${call} from world rank ${w.src} cannot complete: that rank has ${this.gone.get(w.src)!.how} and sent nothing that matches`, w.src);
       }
       return undefined;
     }
     const others = w.group.filter((r) => r !== this.rank);
     if (others.length > 0 && others.every((r) => this.drained(r))) {
       const who = others.length === 1 ? `world rank ${others[0]}` : "every other rank";
-      return new RankFailedError(`${call} from ANY_SOURCE cannot complete: ${who} has called finalize() and sent nothing that matches`, others[0]!);
+      return new RankFailedError(`${call} from ANY_SOURCE cannot complete: ${who} has finalized or exited and sent nothing that matches`, others[0]!);
     }
     return undefined;
   }

@@ -49,7 +49,7 @@ async function start(): Promise<RankState> {
     }
     const table = await control.rendezvous({ t: "hello", rank, address: transport?.address ?? null });
     transport?.setPeers(table.map((a, r) => a ?? { host: `missing-${r}` }));
-    control.onGone((g) => p2p.peerGone(g.rank, g.sentTo));
+    control.onGone((g) => p2p.peerGone(g.rank, g.sentTo, g.how));
   }
   const world = new Communicator(
     p2p,

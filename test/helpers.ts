@@ -1,0 +1,72 @@
+/** Helpers for integration tests: run tsmpirun as a user would and look for leftover processes. */
+import { randomUUID } from "node:crypto";
+import { readdirSync, readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { execa, type Options } from "execa";
+
+export const ROOT = fileURLToPath(new URL("..", import.meta.url));
+export const CLI = fileURLToPath(new URL("../dist/launcher/cli.js", import.meta.url));
+export const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
+
+export interface RunResult {
+  exitCode: number | undefined;
+  signal: string | undefined;
+  stdout: string;
+  stderr: string;
+}
+
+/** Starts tsmpirun; `timeout` (ms) is only a hang guard. */
+export function start(args: string[], opts: Options & { timeout?: number } = {}) {
+  return execa(process.execPath, [CLI, ...args], { reject: false, cwd: ROOT, timeout: 120_000, ...opts });
+}
+
+export async function run(args: string[], opts: Options & { timeout?: number } = {}): Promise<RunResult> {
+  const r = await start(args, opts);
+  return { exitCode: r.exitCode, signal: r.signal, stdout: String(r.stdout), stderr: String(r.stderr) };
+}
+
+/** A value to tag a job's processes with (`-x TSMPI_TEST_MARK=...`), to find them later. */
+export function newMark(): string {
+  return `tsmpi-test-${randomUUID()}`;
+}
+
+/** PIDs of live processes whose environment contains `mark`. */
+export function processesWith(mark: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const env = readFileSync(`/proc/${entry}/environ`, "latin1");
+      if (!env.includes(mark)) continue;
+      const stat = readFileSync(`/proc/${entry}/stat`, "latin1");
+      if (stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z")) continue; // zombie: already dead
+      pids.push(Number(entry));
+    } catch {
+      // exited while we looked
+    }
+  }
+  return pids;
+}
+
+/** Waits until no process carries `mark`; returns the ones still alive after `ms`. */
+export async function leftovers(mark: string, ms = 5000): Promise<number[]> {
+  const until = Date.now() + ms;
+  let pids = processesWith(mark);
+  while (pids.length > 0 && Date.now() < until) {
+    await new Promise((r) => setTimeout(r, 100));
+    pids = processesWith(mark);
+  }
+  return pids;
+}
+
+/** Resolves when `text` has appeared `count` times in the job's stdout; rejects if it ends first. */
+export function waitForOutput(proc: { stdout: NodeJS.ReadableStream | null; then: PromiseLike<unknown>["then"] }, text: string, count = 1): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let seen = "";
+    proc.stdout!.on("data", (chunk: Buffer) => {
+      seen += chunk.toString();
+      if (seen.split(text).length - 1 >= count) resolve();
+    });
+    proc.then((r) => reject(new Error(`the job ended before printing ${JSON.stringify(text)} ${count}×: ${JSON.stringify(r)}`)));
+  });
+}

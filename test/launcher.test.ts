@@ -1,0 +1,199 @@
+// tsmpirun as users meet it: exit statuses, messages, signals and no processes left behind.
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, realpathSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { describe, expect, it } from "vitest";
+import { fixture, leftovers, newMark, processesWith, ROOT, run, start, waitForOutput } from "./helpers.js";
+
+describe("tsmpirun on one machine", () => {
+  it("runs hello with the ranks in order", async () => {
+    const r = await run(["-n", "4", "examples/hello.ts"]);
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout.trim().split("\n").map((l) => l.replace(/ \(pid \d+\)/, ""))).toEqual([0, 1, 2, 3].map((k) => `hello from rank ${k} of 4`));
+  });
+
+  it("gives ranks TSMPI_* variables, -x variables, --wdir and the script's arguments", async () => {
+    const wdir = realpathSync(mkdtempSync(join(tmpdir(), "tsmpi-wdir-")));
+    const r = await run(["-n", "3", "-x", "FOO=bar baz", "-x", "BAR", "--wdir", wdir, fixture("env.ts"), "--flag", "value", "-n", "9"], {
+      env: { BAR: "from-launcher" },
+    });
+    expect(r.exitCode).toBe(0);
+    const lines = r.stdout.trim().split("\n").map((l) => JSON.parse(l));
+    expect(lines).toHaveLength(3);
+    for (const l of lines) {
+      expect(l.env).toEqual([String(l.rank), "3", String(l.rank), "3"]);
+      expect(l.foo).toBe("bar baz");
+      expect(l.bar).toBe("from-launcher");
+      expect(l.cwd).toBe(wdir);
+      expect(l.args).toEqual(["--flag", "value", "-n", "9"]);
+      expect(l.url).toBe(pathToFileURL(fixture("env.ts")).href); // import.meta.url names the source
+    }
+  });
+
+  it("accepts -np as mpirun does, and the tsmpiexec alias", async () => {
+    const r = await run(["-np", "2", "examples/hello.ts"]);
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toContain("of 2");
+    const pkg = (await import(pathToFileURL(join(ROOT, "package.json")).href, { with: { type: "json" } })).default as { bin: Record<string, string> };
+    expect(pkg.bin.tsmpiexec).toBe(pkg.bin.tsmpirun);
+  });
+
+  it("--tag-output prefixes every line with [rank]; lines never mix", async () => {
+    const r = await run(["-n", "4", "--tag-output", fixture("lines.ts")]);
+    expect(r.exitCode).toBe(0);
+    const lines = r.stdout.split("\n").filter((l) => l.length > 0);
+    expect(lines).toHaveLength(4 * 301);
+    for (const line of lines) {
+      const m = /^\[(\d)\] (.*)$/.exec(line);
+      expect(m, line.slice(0, 80)).not.toBeNull();
+      const ch = String.fromCharCode(65 + Number(m![1]));
+      expect(m![2] === `${ch} no newline at the end` || /^(.)\1*$/.test(m![2]!)).toBe(true);
+      if (m![2]!.length > 100) expect(m![2]![0]).toBe(ch);
+    }
+    expect(r.stderr.split("\n").filter((l) => /^\[\d\] [A-D] progress/.test(l))).toHaveLength(24);
+  });
+
+  it("a rank that exits with a code ends the job with that code, naming the rank", async () => {
+    const mark = newMark();
+    const r = await run(["-n", "3", "-x", `TSMPI_TEST_MARK=${mark}`, fixture("fail-exit.ts"), "1", "3"]);
+    expect(r.exitCode).toBe(3);
+    expect(r.stderr).toMatch(/tsmpirun: rank 1 \(host [^)]+\) exited with code 3; stopping 2 ranks/);
+    expect(await leftovers(mark)).toEqual([]);
+  });
+
+  it("a peer waiting on a rank that left with process.exit(0) gets RankFailedError, not a hang", async () => {
+    const r = await run(["-n", "2", fixture("fail-exit.ts"), "0", "0"]);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toMatch(/RankFailedError: recv from world rank 0 cannot complete: that rank has exited/);
+    expect(r.stderr).toMatch(/tsmpirun: rank 1 \(host [^)]+\) exited with code 1/);
+  });
+
+  it("a rank killed by a signal ends the job with 128 + signal", async () => {
+    const mark = newMark();
+    const job = start(["-n", "3", "-x", `TSMPI_TEST_MARK=${mark}`, fixture("wait-forever.ts")]);
+    await waitForOutput(job, "ready", 3);
+    const rank2 = processesWith(mark).find((p) => readFileSync(`/proc/${p}/environ`, "latin1").includes("\0TSMPI_RANK=2\0"));
+    expect(rank2).toBeDefined();
+    process.kill(rank2!, "SIGKILL");
+    const r = await job;
+    expect(r.exitCode).toBe(137);
+    expect(String(r.stderr)).toMatch(/rank 2 \(host [^)]+\) was killed by signal SIGKILL/);
+    expect(await leftovers(mark)).toEqual([]);
+  });
+
+  it("an uncaught exception prints the rank's stack and fails the job", async () => {
+    const mark = newMark();
+    const r = await run(["-n", "3", "-x", `TSMPI_TEST_MARK=${mark}`, fixture("fail-throw.ts")]);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain("tsmpi: rank 1 failed with an uncaught exception:");
+    expect(r.stderr).toMatch(/Error: boom from rank 1\n\s+at .*fail-throw\.ts:7/); // source-mapped .ts line
+    expect(r.stderr).toMatch(/tsmpirun: rank 1 \(host [^)]+\) exited with code 1/);
+    expect(await leftovers(mark)).toEqual([]);
+  });
+
+  it("an unhandled rejection fails the job the same way", async () => {
+    const r = await run(["-n", "2", fixture("fail-throw.ts"), "reject"]);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain("tsmpi: rank 1 failed with an unhandled promise rejection:");
+    expect(r.stderr).toContain("async boom from rank 1");
+  });
+
+  it("abort(code) stops every rank and exits with code", async () => {
+    const mark = newMark();
+    const r = await run(["-n", "4", "-x", `TSMPI_TEST_MARK=${mark}`, fixture("abort.ts")]);
+    expect(r.exitCode).toBe(7);
+    expect(r.stderr).toContain("rank 2 (host");
+    expect(r.stderr).toContain("abort(7): bad input on rank 2");
+    expect(await leftovers(mark)).toEqual([]);
+  });
+
+  it("--timeout stops the job with status 124 and says so", async () => {
+    const mark = newMark();
+    const t0 = Date.now();
+    const r = await run(["-n", "3", "--timeout", "2", "-x", `TSMPI_TEST_MARK=${mark}`, fixture("wait-forever.ts"), "timer"]);
+    expect(r.exitCode).toBe(124);
+    expect(r.stderr).toContain("tsmpirun: the job ran longer than --timeout 2 s; stopping 3 ranks");
+    expect(Date.now() - t0).toBeLessThan(30_000);
+    expect(await leftovers(mark)).toEqual([]);
+  });
+
+  for (const sig of ["SIGINT", "SIGTERM"] as const) {
+    it(`${sig} to the launcher stops every rank`, async () => {
+      const mark = newMark();
+      const job = start(["-n", "4", "-x", `TSMPI_TEST_MARK=${mark}`, fixture("wait-forever.ts")]);
+      await waitForOutput(job, "ready", 4);
+      job.kill(sig);
+      const r = await job;
+      expect(r.exitCode).toBe(sig === "SIGINT" ? 130 : 143);
+      expect(String(r.stderr)).toContain(`tsmpirun: caught ${sig}; stopping 4 ranks`);
+      expect(await leftovers(mark)).toEqual([]);
+    });
+  }
+
+  it("kill -9 of the launcher: every rank exits by itself within seconds", async () => {
+    for (const mode of ["recv", "timer"]) {
+      const mark = newMark();
+      const job = start(["-n", "4", "-x", `TSMPI_TEST_MARK=${mark}`, fixture("wait-forever.ts"), mode]);
+      await waitForOutput(job, "ready", 4);
+      job.kill("SIGKILL");
+      await job;
+      expect(await leftovers(mark, 5000), `ranks waiting in ${mode}`).toEqual([]);
+    }
+  });
+
+  it("two jobs at once do not collide", async () => {
+    const [a, b] = await Promise.all([run(["-n", "3", fixture("p2p-suite.ts")]), run(["-n", "3", fixture("p2p-suite.ts")])]);
+    expect([a.exitCode, b.exitCode]).toEqual([0, 0]);
+    expect(a.stdout.match(/p2p-suite ok/g)).toHaveLength(3);
+    expect(b.stdout.match(/p2p-suite ok/g)).toHaveLength(3);
+  });
+
+  it("a script that throws during import fails the job with its stack", async () => {
+    const r = await run(["-n", "2", fixture("import-throw.ts")]);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toMatch(/Error: broken at import on rank \d/);
+    expect(r.stderr).toMatch(/import-throw\.ts:3/);
+  });
+
+  it("a rank that exits without init() while others wait in init() fails the job", async () => {
+    const mark = newMark();
+    const r = await run(["-n", "3", "-x", `TSMPI_TEST_MARK=${mark}`, fixture("no-init.ts")]);
+    expect(r.exitCode).toBe(1);
+    // Which of the others has reached init() by then depends on timing.
+    expect(r.stderr).toMatch(/tsmpirun: rank 1 exited without calling init\(\) while rank (0|2|0, 2) waited for it in init\(\)/);
+    expect(await leftovers(mark)).toEqual([]);
+  });
+
+  it("bad command lines get a clear error and status 2", async () => {
+    const missing = await run(["-n", "2", "no/such/script.ts"]);
+    expect(missing.exitCode).toBe(2);
+    expect(missing.stderr).toContain("tsmpirun: script not found: no/such/script.ts");
+    const noScript = await run(["-n", "2"]);
+    expect(noScript.exitCode).toBe(2);
+    expect(noScript.stderr).toContain("no script given");
+    const badN = await run(["-n", "0", "examples/hello.ts"]);
+    expect(badN.exitCode).toBe(2);
+    expect(badN.stderr).toContain("-n 0: the number of ranks must be a whole number ≥ 1");
+    const badOpt = await run(["--frobnicate", "examples/hello.ts"]);
+    expect(badOpt.exitCode).toBe(2);
+    expect(badOpt.stderr).toMatch(/Unknown argument: frobnicate/);
+    const badX = await run(["-x", "1BAD=2", "examples/hello.ts"]);
+    expect(badX.exitCode).toBe(2);
+    expect(badX.stderr).toContain('-x 1BAD=2: "1BAD" is not a valid environment variable name');
+  });
+
+  it("a script that does not compile names the file, line and column", async () => {
+    const r = await run(["-n", "2", fixture("syntax-error.ts")]);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain("tsmpirun: cannot compile");
+    expect(r.stderr).toMatch(/syntax-error\.ts:1:18/);
+  });
+
+  it("without the launcher a script is a singleton world", async () => {
+    const r = spawnSync(process.execPath, ["--import", "tsx", "examples/hello.ts"], { cwd: ROOT, encoding: "utf8", timeout: 60_000 });
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/^hello from rank 0 of 1/);
+  });
+});

@@ -1,0 +1,37 @@
+// Point-to-point through real launches: every contract call, 2 to 6 ranks, and 10,000 messages.
+import { describe, expect, it } from "vitest";
+import { fixture, run } from "./helpers.js";
+
+describe("point to point", () => {
+  for (const n of [2, 3, 4, 6]) {
+    it(`every call works with ${n} ranks`, async () => {
+      const r = await run(["-n", String(n), fixture("p2p-suite.ts")]);
+      expect(r.stderr).toBe("");
+      expect(r.exitCode).toBe(0);
+      for (let k = 0; k < n; k++) expect(r.stdout).toContain(`p2p-suite ok rank ${k}/${n}`);
+    });
+  }
+
+  it("delivers 10,000 mixed messages (0 B – 8 MiB) uncorrupted and in order", async () => {
+    const r = await run(["-n", "4", fixture("stress.ts"), "10000"]);
+    expect(r.stderr).toBe("");
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout.match(/stress ok rank \d/g)).toHaveLength(4);
+  });
+
+  it("a receive from a rank that has finalized rejects with RankFailedError", async () => {
+    const r = await run(["-n", "2", fixture("finalized-peer.ts")]);
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toContain("got: last words");
+    expect(r.stdout).toMatch(/RankFailedError: recv from world rank 1 cannot complete: that rank has finalized .*is RankFailedError: true/);
+  });
+
+  it("runs plain .mjs scripts, and finalizes scripts that forget to", async () => {
+    const js = await run(["-n", "2", fixture("plain.mjs")]);
+    expect(js.exitCode).toBe(0);
+    expect(js.stdout).toContain("js rank 0 got 1");
+    const nf = await run(["-n", "3", fixture("no-finalize.ts")]);
+    expect(nf.exitCode).toBe(0);
+    expect(nf.stdout).toContain("rank 0 from 2");
+  });
+});

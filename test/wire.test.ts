@@ -1,0 +1,56 @@
+// The wire format on its own: values to frames and back, as a receiver would see them.
+import { describe, expect, it } from "vitest";
+import { decode, decodeInto, encode, Kind } from "../src/wire.js";
+import { MpiError, TruncateError } from "../src/errors.js";
+
+/** What the receiving side gets: frames copied into fresh buffers, as zeromq delivers them. */
+function roundTrip(v: unknown): unknown {
+  const e = encode(v);
+  return decode(e.kind, e.meta, e.frames.map((f) => Buffer.from(f)));
+}
+
+describe("wire format", () => {
+  it("keeps the type of every structured-clone value", () => {
+    const values: unknown[] = [null, undefined, NaN, -Infinity, 7n, -(2n ** 90n), "ü", [1, [2]], { a: { b: undefined } }, new Map([[1, new Set(["x"])]]), new Date(5)];
+    for (const v of values) expect(roundTrip(v)).toEqual(v);
+  });
+
+  it("sends a top-level typed array as one raw frame, with no msgpack", () => {
+    const a = new Float64Array([1, 2, 3]);
+    const e = encode(a);
+    expect(e.kind).toBe(Kind.Raw);
+    expect(e.frames).toHaveLength(1);
+    expect(e.frames[0]!.equals(Buffer.from(a.buffer))).toBe(true);
+    expect(roundTrip(a)).toEqual(a);
+  });
+
+  it("sends nested binaries as their own raw frames", () => {
+    const big = new Float32Array(10_000).fill(1.5);
+    const v = { big, list: [new BigUint64Array([1n]), new ArrayBuffer(3)], view: new DataView(new ArrayBuffer(2)) };
+    const e = encode(v);
+    expect(e.kind).toBe(Kind.Packed);
+    expect(e.frames).toHaveLength(5);
+    expect(e.frames[0]!.byteLength).toBeLessThan(200); // the floats are not inside the msgpack
+    const back = roundTrip(v) as typeof v;
+    expect(back.big).toBeInstanceOf(Float32Array);
+    expect(back).toEqual(v);
+  });
+
+  it("gives received arrays their own memory, not a view of a shared pool", () => {
+    const back = roundTrip(new Int16Array([1, 2])) as Int16Array;
+    expect(back.buffer.byteLength).toBe(4);
+  });
+
+  it("rejects functions and symbols with MpiError", () => {
+    expect(() => encode({ cb: () => 0 })).toThrow(MpiError);
+    expect(() => encode(Symbol("s"))).toThrow(/cannot be encoded/);
+  });
+
+  it("receives into a typed array, and reports truncation", () => {
+    const e = encode(new Int32Array([1, 2, 3]));
+    const into = new Int32Array(4);
+    expect(decodeInto(e.kind, e.frames, into, "recvInto")).toBe(3);
+    expect([...into]).toEqual([1, 2, 3, 0]);
+    expect(() => decodeInto(e.kind, e.frames, new Int32Array(2), "recvInto")).toThrow(TruncateError);
+  });
+});
