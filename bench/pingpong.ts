@@ -1,0 +1,102 @@
+// Ping-pong latency and bandwidth, tsmpi against raw zeromq.js in the same run and processes.
+// Run with 2 ranks: `npx tsmpirun -n 2 bench/pingpong.ts` (npm run bench does).
+import * as zmq from "zeromq";
+import { finalize, init } from "tsmpi";
+
+const SIZES = [8, 64, 512, 4096, 32768, 262144, 1048576, 4194304];
+const world = await init();
+if (world.size !== 2) throw new Error("pingpong needs exactly 2 ranks");
+const peer = 1 - world.rank;
+
+function iterations(bytes: number): number {
+  return bytes <= 4096 ? 2000 : bytes <= 262144 ? 500 : 60;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+/** Median one-way time in µs of `iters` round trips after a warm-up, in 10 batches. */
+async function measure(iters: number, roundTrip: () => Promise<void>): Promise<number> {
+  for (let i = 0; i < Math.min(200, iters); i++) await roundTrip();
+  const batch = Math.max(1, Math.floor(iters / 10));
+  const samples: number[] = [];
+  for (let b = 0; b < 10; b++) {
+    const t0 = performance.now();
+    for (let i = 0; i < batch; i++) await roundTrip();
+    samples.push(((performance.now() - t0) * 1000) / batch / 2);
+  }
+  return median(samples);
+}
+
+async function tsmpi(bytes: number): Promise<number> {
+  const buf = new Uint8Array(bytes).fill(1);
+  await world.barrier();
+  if (world.rank === 0) {
+    return measure(iterations(bytes), async () => {
+      await world.send(buf, peer);
+      await world.recv(peer);
+    });
+  }
+  const total = Math.min(200, iterations(bytes)) + Math.max(1, Math.floor(iterations(bytes) / 10)) * 10;
+  for (let i = 0; i < total; i++) {
+    await world.recv(peer);
+    await world.send(buf, peer);
+  }
+  return 0;
+}
+
+// Raw zeromq.js: the same PUSH/PULL-per-direction layout over ipc, no framing, no matching.
+const dir = process.env.TSMPI_JOB_DIR!;
+const pull = new zmq.Pull();
+await pull.bind(`ipc://${dir}/raw-${world.rank}`);
+const push = new zmq.Push();
+push.connect(`ipc://${dir}/raw-${peer}`);
+await world.barrier();
+
+async function raw(bytes: number): Promise<number> {
+  const buf = Buffer.alloc(bytes, 1);
+  await world.barrier();
+  if (world.rank === 0) {
+    return measure(iterations(bytes), async () => {
+      await push.send(buf);
+      await pull.receive();
+    });
+  }
+  const total = Math.min(200, iterations(bytes)) + Math.max(1, Math.floor(iterations(bytes) / 10)) * 10;
+  for (let i = 0; i < total; i++) {
+    await pull.receive();
+    await push.send(buf);
+  }
+  return 0;
+}
+
+const rows: { bytes: number; tsmpi: number; raw: number }[] = [];
+for (const bytes of SIZES) {
+  // Interleave the two so that machine noise affects both alike.
+  const r1 = await raw(bytes);
+  const t1 = await tsmpi(bytes);
+  const r2 = await raw(bytes);
+  const t2 = await tsmpi(bytes);
+  rows.push({ bytes, tsmpi: Math.min(t1, t2), raw: Math.min(r1, r2) });
+}
+push.close();
+pull.close();
+
+if (world.rank === 0) {
+  const fmt = (n: number, w: number) => n.toFixed(n < 10 ? 2 : 1).padStart(w);
+  console.log("ping-pong, 2 ranks, ipc; one-way time (median), bandwidth = bytes / one-way time");
+  console.log(`${"bytes".padStart(9)} ${"tsmpi µs".padStart(10)} ${"raw zmq µs".padStart(11)} ${"ratio".padStart(6)} ${"tsmpi MB/s".padStart(11)} ${"raw MB/s".padStart(9)}`);
+  for (const r of rows) {
+    console.log(`${String(r.bytes).padStart(9)} ${fmt(r.tsmpi, 10)} ${fmt(r.raw, 11)} ${(r.tsmpi / r.raw).toFixed(2).padStart(6)} ${fmt(r.bytes / r.tsmpi, 11)} ${fmt(r.bytes / r.raw, 9)}`);
+  }
+  const small = rows[0]!;
+  const big = rows[rows.length - 1]!;
+  const latency = small.tsmpi / small.raw;
+  const bandwidth = small && big.raw / big.tsmpi;
+  console.log(`8 B latency: tsmpi/raw = ${latency.toFixed(2)} (target ≤ 1.30) ${latency <= 1.3 ? "PASS" : "MISS"}`);
+  console.log(`4 MiB bandwidth: tsmpi/raw = ${bandwidth.toFixed(2)} (target ≥ 0.80) ${bandwidth >= 0.8 ? "PASS" : "MISS"}`);
+  console.log(JSON.stringify({ bench: "pingpong", rows }));
+}
+await finalize();

@@ -1,0 +1,32 @@
+// `npm run bench`: every benchmark, each through tsmpirun as a user would run it.
+import { execFileSync, spawnSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+const cli = fileURLToPath(new URL("../dist/launcher/cli.js", import.meta.url));
+
+function tsmpirun(args: string[], env: NodeJS.ProcessEnv = process.env): void {
+  execFileSync(process.execPath, [cli, ...args], { cwd: root, stdio: "inherit", env });
+}
+
+/** Median wall time of `runs` launches of `tsmpirun -n 16 examples/hello.ts`. */
+function startup(env: NodeJS.ProcessEnv, runs = 7): number {
+  const times: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now();
+    const r = spawnSync(process.execPath, [cli, "-n", "16", "examples/hello.ts"], { cwd: root, env, stdio: "ignore" });
+    if (r.status !== 0) throw new Error(`hello run failed with status ${r.status}`);
+    times.push((performance.now() - t0) / 1000);
+  }
+  return times.sort((a, b) => a - b)[Math.floor(runs / 2)]!;
+}
+
+console.log("== point-to-point: tsmpirun -n 2 bench/pingpong.ts");
+tsmpirun(["-n", "2", "bench/pingpong.ts"]);
+
+console.log("\n== start-up: tsmpirun -n 16 examples/hello.ts (median of 7, wall time)");
+const withCerts = startup(process.env);
+const { NODE_EXTRA_CA_CERTS: _certs, ...plainEnv } = process.env;
+const without = startup(plainEnv);
+console.log(`with NODE_EXTRA_CA_CERTS${process.env.NODE_EXTRA_CA_CERTS ? "" : " (not set here)"}: ${withCerts.toFixed(2)} s`);
+console.log(`without NODE_EXTRA_CA_CERTS: ${without.toFixed(2)} s (target ≤ 1.5 s) ${Math.max(withCerts, without) <= 1.5 ? "PASS" : "MISS"}`);
