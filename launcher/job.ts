@@ -8,7 +8,7 @@ import { hostname, tmpdir } from "node:os";
 import { constants as osConstants } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import type { RankToLauncher } from "../src/control.js";
+import type { GoneHow, RankToLauncher } from "../src/control.js";
 import type { PeerAddress } from "../src/transport.js";
 import { HostAgent, type HostPlan } from "./agent.js";
 import { UsageError, type LaunchOptions } from "./args.js";
@@ -183,7 +183,7 @@ class Job {
     );
   }
 
-  private broadcastGone(rank: number, sentTo: number[], how: "finalized" | "exited"): void {
+  private broadcastGone(rank: number, sentTo: number[], how: GoneHow): void {
     for (let r = 0; r < this.size; r++) {
       if (r !== rank && !this.exited.has(r)) this.agent.send(r, { t: "gone", rank, sentTo, how });
     }

@@ -11,10 +11,13 @@ export type RankToLauncher =
   | { t: "fin"; rank: number; sentTo: number[] }
   | { t: "abort"; rank: number; code: number; reason: string };
 
+/** How a peer left: through finalize(), or by exiting without it. */
+export type GoneHow = "finalized" | "exited";
+
 /** Messages the launcher sends to a rank. */
 export type LauncherToRank =
   | { t: "peers"; table: (PeerAddress | null)[] }
-  | { t: "gone"; rank: number; sentTo: number[]; how: "finalized" | "exited" };
+  | { t: "gone"; rank: number; sentTo: number[]; how: GoneHow };
 
 type Gone = Extract<LauncherToRank, { t: "gone" }>;
 

@@ -4,6 +4,7 @@
  * completed receives. Communicators add rank translation, validation and contexts on top.
  */
 import { ANY_SOURCE } from "./constants.js";
+import type { GoneHow } from "./control.js";
 import { RankFailedError } from "./errors.js";
 import { Matcher, type Incoming, type Waiter } from "./matching.js";
 import type { Envelope, Transport } from "./transport.js";
@@ -21,9 +22,8 @@ export class PointToPoint {
   private readonly matcher = new Matcher();
   private transport: Transport | null = null;
   /** Peers that have finalized or exited, with the ranks each had sent data to. */
-  private readonly gone = new Map<number, { sentTo: ReadonlySet<number>; how: string }>();
+  private readonly gone = new Map<number, { sentTo: ReadonlySet<number>; how: GoneHow }>();
   private readonly fins = new Set<number>();
-  private readonly inFlight = new Set<Promise<void>>();
 
   constructor(
     readonly rank: number,
@@ -46,7 +46,7 @@ export class PointToPoint {
   };
 
   /** Control callback: `peer` finalized or exited; `sentTo` are the ranks it had sent data to. */
-  peerGone(peer: number, sentTo: readonly number[], how: "finalized" | "exited"): void {
+  peerGone(peer: number, sentTo: readonly number[], how: GoneHow): void {
     this.gone.set(peer, { sentTo: new Set(sentTo), how });
     this.transport?.peerGone(peer);
     this.failIfDrained(peer);
@@ -62,10 +62,7 @@ export class PointToPoint {
       this.matcher.arrive({ ...env, frames });
       return Promise.resolve();
     }
-    const p = this.transport!.send(dest, env, enc.frames, enc.borrowedFrom);
-    this.inFlight.add(p);
-    void p.finally(() => this.inFlight.delete(p)).catch(() => {});
-    return p;
+    return this.transport!.send(dest, env, enc.frames, enc.borrowedFrom);
   }
 
   recv(ctx: number, src: number, tag: number, group: readonly number[]): Promise<Incoming> {
@@ -84,11 +81,6 @@ export class PointToPoint {
     const m = this.matcher.peek(ctx, src, tag);
     if (!m) this.transport?.poke();
     return m;
-  }
-
-  /** Waits until every send has been handed over (and large ones acknowledged). */
-  async flush(): Promise<void> {
-    await Promise.allSettled([...this.inFlight]);
   }
 
   private wait(ctx: number, src: number, tag: number, group: readonly number[], call: "recv" | "probe"): Promise<Incoming> {

@@ -76,10 +76,11 @@ export function finalize(): Promise<void> {
   finalizing ??= (async () => {
     if (!started) return;
     const s = await started;
-    await s.p2p.flush();
-    const sentTo = s.transport?.sentTo ?? [];
-    await s.control?.send({ t: "fin", rank: s.world.rank, sentTo });
+    // close() puts a FIN behind every pending send and waits for its acknowledgement, so it is
+    // also the flush. The launcher is told only afterwards: peers that know we are gone stop
+    // acknowledging us, so announcing first could leave close() waiting for a FIN-ACK forever.
     await s.transport?.close();
+    await s.control?.send({ t: "fin", rank: s.world.rank, sentTo: s.transport?.sentTo ?? [] });
   })();
   return finalizing;
 }
