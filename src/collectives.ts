@@ -2,7 +2,24 @@
  * Collective algorithms, written once against a small channel that a communicator hands out per
  * call (its own tag on the communicator's collective context). Every algorithm here moves data
  * only through point-to-point messages.
+ *
+ * Choice of algorithm, as Open MPI and MPICH do it:
+ * - bcast: binomial tree (⌈log2 p⌉ rounds).
+ * - reduce / allreduce / scan: binomial tree, recursive doubling and Hillis–Steele prefix
+ *   (log p rounds), combining in rank order so user ops need only be associative. For typed
+ *   arrays of at least RING_BYTES with a built-in op and p > 2, allreduce is a ring
+ *   reduce-scatter followed by a ring allgather: every rank sends and receives 2(p−1)/p of the
+ *   array in chunks of 1/p and holds one extra chunk, not p copies.
+ * - allgather: Bruck (⌈log2 p⌉ rounds, (p−1)·m data per rank, any p).
+ * - gather / scatter / alltoall: direct (all messages posted at once; cost grows with the data).
+ * - barrier: dissemination.
+ * Failures that one rank detects (a value that does not reduce, a scatter root with the wrong
+ * number of values) travel on through the algorithm as a failure marker, so the other ranks
+ * reject too instead of waiting for a message that never comes.
  */
+import { MpiError } from "./errors.js";
+import { checkReducible, combine, combineArrays, type Op, type OpName } from "./op.js";
+import { isTypedArray, type TypedArray } from "./wire.js";
 
 /** One collective call's view of its communicator. */
 export interface Channel {
@@ -10,6 +27,52 @@ export interface Channel {
   readonly size: number;
   send(dest: number, value: unknown): Promise<void>;
   recv(source: number): Promise<unknown>;
+}
+
+/** Typed arrays from this size on are reduced with the ring algorithms. */
+export const RING_BYTES = 512 * 1024;
+
+const FAILED = "__tsmpi_collective_failed__";
+type Failure = { [FAILED]: string };
+const failure = (message: string): Failure => ({ [FAILED]: message });
+function isFailure(v: unknown): v is Failure {
+  return typeof v === "object" && v !== null && FAILED in v;
+}
+/** Throws the failure a peer reported, if `v` is one. */
+function rethrow<T>(v: T | Failure): T {
+  if (isFailure(v)) throw new MpiError(v[FAILED]);
+  return v;
+}
+
+/** `a op b` (a from lower ranks), or the failure that either side or the combination gives. */
+function combineSafe(call: string, op: Op, a: unknown, b: unknown): unknown {
+  if (isFailure(a)) return a;
+  if (isFailure(b)) return b;
+  try {
+    return combine(call, op, a, b);
+  } catch (e) {
+    return failure(e instanceof MpiError ? e.message : `${call}: the reduction op threw: ${(e as Error).message ?? String(e)}`);
+  }
+}
+
+/** The value this rank contributes to a reduction, or a failure marker when it cannot take part. */
+function contribution(call: string, ch: Channel, value: unknown, op: Op): unknown {
+  try {
+    checkReducible(call, value, op);
+  } catch (e) {
+    return failure(`${(e as Error).message} (on rank ${ch.rank})`);
+  }
+  return value;
+}
+
+/** A copy of typed arrays (results are new arrays, never the caller's own). */
+function own<T>(v: T): T {
+  return (isTypedArray(v) ? v.slice() : v) as T;
+}
+
+/** Whether the ring algorithms apply to this reduction. */
+function useRing(ch: Channel, value: unknown, op: Op): value is TypedArray {
+  return ch.size > 2 && typeof op === "string" && isTypedArray(value) && value.byteLength >= RING_BYTES && value.length >= ch.size;
 }
 
 /**
@@ -22,4 +85,226 @@ export async function barrier(ch: Channel): Promise<void> {
   for (let k = 1; k < size; k <<= 1) {
     await Promise.all([ch.send((rank + k) % size, null), ch.recv((rank - k + size) % size)]);
   }
+}
+
+/** Binomial-tree broadcast from `root`. */
+export async function bcast<T>(ch: Channel, value: T, root: number): Promise<T> {
+  const { rank, size } = ch;
+  const vr = (rank - root + size) % size; // rank relative to the root
+  let v = value;
+  let mask = 1;
+  while (mask < size && !(vr & mask)) mask <<= 1;
+  if (vr !== 0) v = (await ch.recv((vr - mask + root) % size)) as T;
+  const sends: Promise<void>[] = [];
+  for (mask >>= 1; mask > 0; mask >>= 1) {
+    if (vr + mask < size) sends.push(ch.send((vr + mask + root) % size, v));
+  }
+  await Promise.all(sends);
+  return v;
+}
+
+/** Reduction to `root`; undefined elsewhere. */
+export async function reduce<T>(ch: Channel, value: T, op: Op, root: number): Promise<T | undefined> {
+  const mine = contribution("reduce", ch, value, op);
+  const { rank, size } = ch;
+  // Binomial tree towards rank 0, each rank holding the reduction of a contiguous block of ranks,
+  // so operands are combined in rank order; then rank 0 hands the result to the root.
+  let acc: unknown = mine;
+  for (let mask = 1; mask < size; mask <<= 1) {
+    if (rank & mask) {
+      await ch.send(rank - mask, acc);
+      break;
+    }
+    if (rank + mask < size) acc = combineSafe("reduce", op, acc, await ch.recv(rank + mask));
+  }
+  if (root !== 0) {
+    if (rank === 0) await ch.send(root, acc);
+    if (rank === root) acc = await ch.recv(0);
+  }
+  if (rank === root) return own(rethrow(acc)) as T;
+  rethrow(mine);
+  return undefined;
+}
+
+/** Reduction whose result every rank receives, with the same bits everywhere. */
+export async function allreduce<T>(ch: Channel, value: T, op: Op): Promise<T> {
+  const mine = contribution("allreduce", ch, value, op);
+  if (useRing(ch, mine, op)) {
+    // Every rank must run the same algorithm. Agreeing on the array's class and length first,
+    // with the same message pattern as the tree path, makes a rank whose array differs (and
+    // which therefore took the tree path) fail along with the others instead of hanging them.
+    rethrow(await treeAllreduce(ch, { [SHAPE]: `${mine.constructor.name}[${mine.length}]` }, sameShape));
+    const chunks = await ringReduceScatter(ch, mine, op as OpName);
+    await ringAllgather(ch, chunks.out, chunks.bounds);
+    return chunks.out as T;
+  }
+  return own(rethrow(await treeAllreduce(ch, mine, op))) as T;
+}
+
+const SHAPE = "__tsmpi_shape__";
+function sameShape(a: unknown, b: unknown): unknown {
+  const describe = (v: unknown) =>
+    typeof v === "object" && v !== null && SHAPE in v ? String((v as Record<string, unknown>)[SHAPE]) : isTypedArray(v) ? `${v.constructor.name}[${v.length}]` : typeof v;
+  if (describe(a) !== describe(b)) throw new MpiError(`allreduce: ranks passed values that do not reduce together: ${describe(a)} and ${describe(b)}`);
+  return a;
+}
+
+/**
+ * Recursive doubling (MPICH): fold the ranks beyond the largest power of two into their
+ * neighbours, exchange with partners 1, 2, 4, … apart, then hand the result back. Partners
+ * combine (lower block) op (upper block), so both compute the same bits. Returns the result or
+ * the failure marker.
+ */
+async function treeAllreduce(ch: Channel, mine: unknown, op: Op): Promise<unknown> {
+  const { rank, size } = ch;
+  let pof2 = 1;
+  while (pof2 * 2 <= size) pof2 *= 2;
+  const rem = size - pof2;
+  let acc: unknown = mine;
+  let newrank: number;
+  if (rank < 2 * rem) {
+    if (rank % 2 === 0) {
+      await ch.send(rank + 1, acc);
+      newrank = -1;
+    } else {
+      acc = combineSafe("allreduce", op, await ch.recv(rank - 1), acc);
+      newrank = rank >> 1;
+    }
+  } else newrank = rank - rem;
+  if (newrank >= 0) {
+    for (let mask = 1; mask < pof2; mask <<= 1) {
+      const partner = newrank ^ mask;
+      const dest = partner < rem ? partner * 2 + 1 : partner + rem;
+      const [, other] = await Promise.all([ch.send(dest, acc), ch.recv(dest)]);
+      acc = partner < newrank ? combineSafe("allreduce", op, other, acc) : combineSafe("allreduce", op, acc, other);
+    }
+  }
+  if (rank < 2 * rem) {
+    if (rank % 2 === 1) await ch.send(rank - 1, acc);
+    else acc = await ch.recv(rank + 1);
+  }
+  return acc;
+}
+
+/** Chunk `i` of `n` elements split over `p` ranks: [start, end). */
+function chunkBounds(n: number, p: number) {
+  return (i: number): [number, number] => [Math.floor((i * n) / p), Math.floor(((i + 1) * n) / p)];
+}
+
+/**
+ * Ring reduce-scatter: after p−1 steps rank r holds chunk (r+1) mod p reduced over all ranks,
+ * in `out` (a new array; the caller's is only read).
+ */
+async function ringReduceScatter(ch: Channel, value: TypedArray, op: OpName) {
+  const { rank, size } = ch;
+  const bounds = chunkBounds(value.length, size);
+  const out = value.slice();
+  const next = (rank + 1) % size, prev = (rank - 1 + size) % size;
+  for (let s = 0; s < size - 1; s++) {
+    const [ss, se] = bounds((rank - s + size) % size);
+    const [rs, re] = bounds((rank - s - 1 + size) % size);
+    const [, got] = await Promise.all([ch.send(next, out.subarray(ss, se)), ch.recv(prev)]);
+    const part = out.subarray(rs, re);
+    combineArrays(op, got as TypedArray, part, part);
+  }
+  return { out, bounds };
+}
+
+/** Ring allgather of the chunks a ring reduce-scatter left: rank r starts with chunk r+1. */
+async function ringAllgather(ch: Channel, out: TypedArray, bounds: (i: number) => [number, number]): Promise<void> {
+  const { rank, size } = ch;
+  const next = (rank + 1) % size, prev = (rank - 1 + size) % size;
+  for (let s = 0; s < size - 1; s++) {
+    const [ss, se] = bounds((rank + 1 - s + size) % size);
+    const [rs] = bounds((rank - s + size) % size);
+    const [, got] = await Promise.all([ch.send(next, out.subarray(ss, se)), ch.recv(prev)]);
+    (out as Uint8Array).set(got as Uint8Array, rs);
+  }
+}
+
+/** Every rank's value, in rank order, on `root`. */
+export async function gather<T>(ch: Channel, value: T, root: number): Promise<T[] | undefined> {
+  if (ch.rank !== root) {
+    await ch.send(root, value);
+    return undefined;
+  }
+  const out = await Promise.all(Array.from({ length: ch.size }, (_, r) => (r === root ? value : ch.recv(r))));
+  return out as T[];
+}
+
+/** Bruck's allgather: in round k each rank passes the blocks it has to rank − 2^k. */
+export async function allgather<T>(ch: Channel, value: T): Promise<T[]> {
+  const { rank, size } = ch;
+  const blocks: unknown[] = [value]; // blocks[i] is the value of rank (rank + i) mod size
+  for (let k = 1; k < size; k <<= 1) {
+    const count = Math.min(k, size - k);
+    const [, got] = await Promise.all([ch.send((rank - k + size) % size, blocks.slice(0, count)), ch.recv((rank + k) % size)]);
+    blocks.push(...(got as unknown[]));
+  }
+  return Array.from({ length: size }, (_, r) => blocks[(r - rank + size) % size]) as T[];
+}
+
+/** `values[r]` from the root to every rank r. */
+export async function scatter<T>(ch: Channel, values: readonly T[] | null | undefined, root: number): Promise<T> {
+  const { rank, size } = ch;
+  if (rank !== root) return rethrow((await ch.recv(root)) as T | Failure);
+  if (!Array.isArray(values) || values.length !== size) {
+    const got = Array.isArray(values) ? `an array of ${values.length}` : values === null ? "null" : typeof values;
+    const msg = `scatter: the root (rank ${root}) must pass an array of ${size} values (one per rank), got ${got}`;
+    await Promise.all(Array.from({ length: size }, (_, r) => (r === root ? undefined : ch.send(r, failure(msg)))));
+    throw new MpiError(msg);
+  }
+  await Promise.all(values.map((v, r) => (r === root ? undefined : ch.send(r, v))));
+  return values[root]!;
+}
+
+/** `values[r]` from every rank to rank r; returns what each rank sent to this one. */
+export async function alltoall<T>(ch: Channel, values: readonly T[]): Promise<T[]> {
+  const { rank, size } = ch;
+  let outgoing: readonly unknown[] = values;
+  let mistake: string | undefined;
+  if (!Array.isArray(values) || values.length !== size) {
+    mistake = `alltoall: rank ${rank} must pass an array of ${size} values (one per rank), got ${Array.isArray(values) ? `an array of ${values.length}` : typeof values}`;
+    outgoing = Array.from({ length: size }, () => failure(mistake!));
+  }
+  // Rank r + k first: spreads the load instead of every rank hitting rank 0 first.
+  const order = Array.from({ length: size }, (_, k) => (rank + k) % size);
+  const sends = order.map((r) => (r === rank ? undefined : ch.send(r, outgoing[r])));
+  const got = await Promise.all(order.map((r) => (r === rank ? outgoing[r] : ch.recv((rank - (r - rank) + 2 * size) % size))));
+  await Promise.all(sends);
+  if (mistake) throw new MpiError(mistake);
+  const out = new Array<T>(size);
+  got.forEach((v, k) => (out[(rank - k + size) % size] = rethrow(v as T | Failure)));
+  return out;
+}
+
+/** Inclusive prefix reduction (Hillis–Steele): rank r gets v0 op v1 op … op vr. */
+export async function scan<T>(ch: Channel, value: T, op: Op, call = "scan"): Promise<T> {
+  const { rank, size } = ch;
+  let acc: unknown = contribution(call, ch, value, op);
+  for (let k = 1; k < size; k <<= 1) {
+    const [, lower] = await Promise.all([
+      rank + k < size ? ch.send(rank + k, acc) : undefined,
+      rank - k >= 0 ? ch.recv(rank - k) : undefined,
+    ]);
+    if (rank - k >= 0) acc = combineSafe(call, op, lower, acc);
+  }
+  return own(rethrow(acc)) as T;
+}
+
+/** Exclusive prefix reduction: rank r gets v0 op … op v(r−1); undefined on rank 0. */
+export async function exscan<T>(ch: Channel, value: T, op: Op): Promise<T | undefined> {
+  const { rank, size } = ch;
+  let inclusive: unknown;
+  try {
+    inclusive = await scan(ch, value, op, "exscan");
+  } catch (e) {
+    inclusive = failure((e as Error).message);
+  }
+  const [, lower] = await Promise.all([
+    rank + 1 < size ? ch.send(rank + 1, inclusive) : undefined,
+    rank > 0 ? ch.recv(rank - 1) : undefined,
+  ]);
+  rethrow(inclusive);
+  return rank === 0 ? undefined : (rethrow(lower) as T);
 }

@@ -7,7 +7,9 @@
 import * as coll from "./collectives.js";
 import { ANY_SOURCE, ANY_TAG, PROC_NULL, TAG_UB } from "./constants.js";
 import { MpiError } from "./errors.js";
+import { checkOp, type Op } from "./op.js";
 import type { Incoming, PointToPoint } from "./p2p.js";
+import { CartGeometry, fillDims, type CartOptions, type Shift } from "./topology.js";
 import { decode, decodeInto, payloadBytes, type TypedArray } from "./wire.js";
 
 /** What `probe`/`iprobe` report about a message that has arrived. */
@@ -39,6 +41,15 @@ export interface SendRecvTags {
 function describe(v: unknown): string {
   return typeof v === "string" ? JSON.stringify(v) : String(v);
 }
+
+/**
+ * Context ids this process uses or has reserved. A new communicator's id is agreed among its
+ * parent's ranks: the largest of their proposals, accepted only if it is free on every one of
+ * them (otherwise they retry higher). So no rank is ever in two communicators with one id, even
+ * when several are being created at once (MPICH does the same with a bit mask).
+ */
+const usedContexts = new Set<number>([0]);
+let nextContext = 1;
 
 export class Communicator {
   readonly rank: number;
@@ -135,10 +146,125 @@ export class Communicator {
   }
 
   // ---- collectives ----------------------------------------------------------------------------
+  // Every rank of the communicator calls these in the same order. Arguments that every rank
+  // passes alike (root, op) are checked before the call takes its place in that order, so a
+  // mistake rejects on every rank and the calls after it still line up.
 
   /** Resolves once every rank of the communicator has called barrier. */
   barrier(): Promise<void> {
     return coll.barrier(this.collective());
+  }
+
+  /** The root's `value` on every rank (`value` is ignored elsewhere). */
+  async bcast<T>(value: T, root = 0): Promise<T> {
+    this.checkRoot("bcast", root);
+    return coll.bcast(this.collective(), value, root);
+  }
+
+  /** `op` over every rank's value, on `root`; undefined on the other ranks. */
+  async reduce<T>(value: T, op: Op<T> = "sum", root = 0): Promise<T | undefined> {
+    this.checkRoot("reduce", root);
+    checkOp("reduce", op);
+    return coll.reduce(this.collective(), value, op as Op, root);
+  }
+
+  /** `op` over every rank's value, on every rank, with the same bits everywhere. */
+  async allreduce<T>(value: T, op: Op<T> = "sum"): Promise<T> {
+    checkOp("allreduce", op);
+    return coll.allreduce(this.collective(), value, op as Op);
+  }
+
+  /** Every rank's value in rank order, on `root`; undefined on the other ranks. */
+  async gather<T>(value: T, root = 0): Promise<T[] | undefined> {
+    this.checkRoot("gather", root);
+    return coll.gather(this.collective(), value, root);
+  }
+
+  /** Every rank's value in rank order, on every rank. */
+  async allgather<T>(value: T): Promise<T[]> {
+    return coll.allgather(this.collective(), value);
+  }
+
+  /** `values[r]` of the root to rank r (`values` is read on the root only). */
+  async scatter<T>(values: readonly T[] | null | undefined, root = 0): Promise<T> {
+    this.checkRoot("scatter", root);
+    return coll.scatter(this.collective(), values, root);
+  }
+
+  /** Sends `values[r]` to rank r and returns, in rank order, what every rank sent to this one. */
+  async alltoall<T>(values: readonly T[]): Promise<T[]> {
+    return coll.alltoall(this.collective(), values);
+  }
+
+  /** Inclusive prefix reduction: rank r gets v0 op … op vr. */
+  async scan<T>(value: T, op: Op<T> = "sum"): Promise<T> {
+    checkOp("scan", op);
+    return coll.scan(this.collective(), value, op as Op);
+  }
+
+  /** Exclusive prefix reduction: rank r gets v0 op … op v(r−1); undefined on rank 0. */
+  async exscan<T>(value: T, op: Op<T> = "sum"): Promise<T | undefined> {
+    checkOp("exscan", op);
+    return coll.exscan(this.collective(), value, op as Op);
+  }
+
+  // ---- communicators --------------------------------------------------------------------------
+
+  /**
+   * Splits into one communicator per `color`, ranks ordered by (`key`, old rank). A negative
+   * color (UNDEFINED) takes no part and gets null. Collective.
+   */
+  async split(color: number, key: number = this.rank): Promise<Communicator | null> {
+    if (!Number.isInteger(color)) throw new MpiError(`split: color ${describe(color)} must be an integer (negative, e.g. UNDEFINED, for none)`);
+    if (!Number.isInteger(key)) throw new MpiError(`split: key ${describe(key)} must be an integer`);
+    const { ctx, extras } = await this.agreeContext([color, key]);
+    if (color < 0) return null;
+    const members = extras
+      .map(([c, k], r) => ({ c, k, r }))
+      .filter((m) => m.c === color)
+      .sort((a, b) => a.k - b.k || a.r - b.r)
+      .map((m) => this.group[m.r]!);
+    return new Communicator(this.p2p, members, ctx);
+  }
+
+  /** The same group with a message space of its own. Collective. */
+  async dup(): Promise<Communicator> {
+    const { ctx } = await this.agreeContext(null);
+    return new Communicator(this.p2p, this.group, ctx);
+  }
+
+  /**
+   * A Cartesian topology over this communicator's ranks. Zero entries of `dims` are filled as
+   * dimsCreate does; the product must equal `size`. Ranks keep their numbers. Collective.
+   */
+  async cart(dims: readonly number[], options: CartOptions = {}): Promise<CartComm> {
+    if (!Array.isArray(dims) || dims.length === 0) throw new MpiError(`cart: dims must be a non-empty array of integers, got ${describe(dims)}`);
+    const filled = fillDims(this.size, dims, "cart");
+    const periodic = options.periodic ?? dims.map(() => false);
+    if (!Array.isArray(periodic) || periodic.length !== dims.length) {
+      throw new MpiError(`cart: periodic must have one flag per dimension (${dims.length}), got ${describe(periodic)}`);
+    }
+    const { ctx } = await this.agreeContext(null);
+    return new CartComm(this.p2p, this.group, ctx, new CartGeometry(filled, periodic.map(Boolean)));
+  }
+
+  /**
+   * Agrees with every rank on a context id for a communicator created from this one, and shares
+   * each rank's `extra` on the way (split's color and key).
+   */
+  private async agreeContext<E>(extra: E): Promise<{ ctx: number; extras: E[] }> {
+    let extras: E[] | undefined;
+    for (;;) {
+      while (usedContexts.has(nextContext)) nextContext++;
+      const proposals = await this.allgather<[number, E]>([nextContext, extra]);
+      extras ??= proposals.map((p) => p[1]);
+      const ctx = Math.max(...proposals.map((p) => p[0]));
+      const free = !usedContexts.has(ctx);
+      if (free) usedContexts.add(ctx); // reserve it now: another creation may be under way
+      if (await this.allreduce(free, "land")) return { ctx, extras };
+      if (free) usedContexts.delete(ctx);
+      nextContext = Math.max(nextContext, ctx + 1);
+    }
   }
 
   // ---- internals ------------------------------------------------------------------------------
@@ -190,6 +316,12 @@ export class Communicator {
     return new MpiError(`${call}: ${(e as Error).message ?? String(e)}`);
   }
 
+  private checkRoot(call: string, root: number): void {
+    if (!Number.isInteger(root) || root < 0 || root >= this.size) {
+      throw new MpiError(`${call}: root ${describe(root)} is not a rank of this communicator (0..${this.size - 1})`);
+    }
+  }
+
   private checkRank(call: string, what: string, r: number, wildcard: boolean): void {
     if (r === PROC_NULL || (wildcard && r === ANY_SOURCE)) return;
     if (!Number.isInteger(r) || r < 0 || r >= this.size) {
@@ -209,5 +341,43 @@ export class Communicator {
     if (!ArrayBuffer.isView(a) || a instanceof DataView) {
       throw new MpiError(`${call}: buffer must be a typed array, got ${a === null ? "null" : typeof a === "object" ? a.constructor.name : typeof a}`);
     }
+  }
+}
+
+/** A communicator whose ranks sit on a Cartesian grid (MPI_Cart_create). */
+export class CartComm extends Communicator {
+  /** This rank's coordinates. */
+  readonly coords: readonly number[];
+
+  /** @internal Made by Communicator.cart(). */
+  constructor(p2p: PointToPoint, group: readonly number[], contextId: number, private readonly geometry: CartGeometry) {
+    super(p2p, group, contextId);
+    this.coords = geometry.coordsOf(this.rank);
+  }
+
+  get dims(): readonly number[] {
+    return this.geometry.dims;
+  }
+
+  get periodic(): readonly boolean[] {
+    return this.geometry.periodic;
+  }
+
+  get ndims(): number {
+    return this.geometry.ndims;
+  }
+
+  /** Neighbours `disp` steps away along `direction`: PROC_NULL off a non-periodic edge. */
+  shift(direction: number, disp = 1): Shift {
+    return this.geometry.shift(this.rank, direction, disp);
+  }
+
+  /** The rank at `coords` (periodic dimensions wrap; PROC_NULL off a non-periodic edge). */
+  rankAt(coords: readonly number[]): number {
+    return this.geometry.rankAt(coords);
+  }
+
+  coordsOf(rank: number): number[] {
+    return this.geometry.coordsOf(rank);
   }
 }

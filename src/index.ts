@@ -1,6 +1,8 @@
 /** tsmpi: MPI-style message passing for TypeScript. */
 export { init, finalize, abort, wtime } from "./runtime.js";
-export { Communicator, type Status, type Message, type RecvIntoStatus, type SendRecvTags } from "./comm.js";
+export { Communicator, CartComm, type Status, type Message, type RecvIntoStatus, type SendRecvTags } from "./comm.js";
 export { ANY_SOURCE, ANY_TAG, PROC_NULL, UNDEFINED, TAG_UB } from "./constants.js";
 export { MpiError, TruncateError, RankFailedError, TimeoutError, TaskError } from "./errors.js";
 export type { TypedArray } from "./wire.js";
+export { dimsCreate, type CartOptions, type Shift } from "./topology.js";
+export type { Op, OpName, OpFunction, Reducible } from "./op.js";
