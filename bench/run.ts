@@ -24,6 +24,11 @@ function startup(env: NodeJS.ProcessEnv, runs = 7): number {
 console.log("== point-to-point: tsmpirun -n 2 bench/pingpong.ts");
 tsmpirun(["-n", "2", "bench/pingpong.ts"]);
 
+for (const n of [2, 4, 8]) {
+  console.log(`\n== collectives: tsmpirun -n ${n} bench/collectives.ts`);
+  tsmpirun(["-n", String(n), "bench/collectives.ts"]);
+}
+
 console.log("\n== start-up: tsmpirun -n 16 examples/hello.ts (median of 7, wall time)");
 const withCerts = startup(process.env);
 const { NODE_EXTRA_CA_CERTS: _certs, ...plainEnv } = process.env;

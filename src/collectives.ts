@@ -65,9 +65,9 @@ function contribution(call: string, ch: Channel, value: unknown, op: Op): unknow
   return value;
 }
 
-/** A copy of typed arrays (results are new arrays, never the caller's own). */
-function own<T>(v: T): T {
-  return (isTypedArray(v) ? v.slice() : v) as T;
+/** `result`, copied if it is the caller's own typed array (results are always new arrays). */
+function own<T>(result: T, input: unknown): T {
+  return (result === input && isTypedArray(result) ? result.slice() : result) as T;
 }
 
 /** Whether the ring algorithms apply to this reduction. */
@@ -121,7 +121,7 @@ export async function reduce<T>(ch: Channel, value: T, op: Op, root: number): Pr
     if (rank === 0) await ch.send(root, acc);
     if (rank === root) acc = await ch.recv(0);
   }
-  if (rank === root) return own(rethrow(acc)) as T;
+  if (rank === root) return own(rethrow(acc), value) as T;
   rethrow(mine);
   return undefined;
 }
@@ -138,7 +138,7 @@ export async function allreduce<T>(ch: Channel, value: T, op: Op): Promise<T> {
     await ringAllgather(ch, chunks.out, chunks.bounds);
     return chunks.out as T;
   }
-  return own(rethrow(await treeAllreduce(ch, mine, op))) as T;
+  return own(rethrow(await treeAllreduce(ch, mine, op)), value) as T;
 }
 
 const SHAPE = "__tsmpi_shape__";
@@ -289,7 +289,7 @@ export async function scan<T>(ch: Channel, value: T, op: Op, call = "scan"): Pro
     ]);
     if (rank - k >= 0) acc = combineSafe(call, op, lower, acc);
   }
-  return own(rethrow(acc)) as T;
+  return own(rethrow(acc), value) as T;
 }
 
 /** Exclusive prefix reduction: rank r gets v0 op … op v(r−1); undefined on rank 0. */

@@ -1,0 +1,65 @@
+// Collective latency and large-allreduce time against point-to-point measured in the same run.
+// `npx tsmpirun -n 4 bench/collectives.ts` (npm run bench runs 2, 4 and 8 ranks).
+import { finalize, init, wtime } from "tsmpi";
+
+const world = await init();
+const { rank, size } = world;
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+/** Median over 9 batches of the time per call of `op` (µs), after a warm-up; every rank runs it. */
+async function time(iters: number, op: () => Promise<unknown>): Promise<number> {
+  for (let i = 0; i < Math.max(2, iters / 10); i++) await op();
+  const samples: number[] = [];
+  for (let b = 0; b < 9; b++) {
+    await world.barrier();
+    const t0 = wtime();
+    for (let i = 0; i < iters; i++) await op();
+    // The slowest rank decides when a collective is done.
+    samples.push(await world.allreduce(((wtime() - t0) * 1e6) / iters, "max"));
+  }
+  return median(samples);
+}
+
+/** One-way time of a ping-pong between ranks 0 and 1 (the others wait), µs. */
+async function pingpong(data: unknown, iters: number): Promise<number> {
+  return time(iters, async () => {
+    if (rank === 0) {
+      await world.send(data, 1);
+      await world.recv(1);
+    } else if (rank === 1) {
+      await world.recv(0);
+      await world.send(data, 0);
+    }
+  }).then((t) => t / 2);
+}
+
+const eight = new Float64Array(1);
+const big = new Float64Array((8 * 1024 * 1024) / 8).fill(rank);
+const r = {
+  ranks: size,
+  pingpong8: await pingpong(eight, 300),
+  transfer8MiB: await pingpong(big, 5),
+  allreduce8: await time(300, () => world.allreduce(eight)),
+  allreduceNumber: await time(300, () => world.allreduce(1)),
+  bcast8: await time(300, () => world.bcast(eight)),
+  barrier: await time(300, () => world.barrier()),
+  allreduce8MiB: await time(3, () => world.allreduce(big)),
+};
+if (rank === 0) {
+  const f = (us: number) => (us >= 1000 ? `${(us / 1000).toFixed(2)} ms` : `${us.toFixed(1)} µs`);
+  console.log(
+    `${size} ranks: ping-pong 8 B ${f(r.pingpong8)} one-way | allreduce 8 B ${f(r.allreduce8)} (${(r.allreduce8 / r.pingpong8).toFixed(2)}× ping-pong)` +
+      ` | allreduce number ${f(r.allreduceNumber)} | bcast 8 B ${f(r.bcast8)} | barrier ${f(r.barrier)}`,
+  );
+  console.log(`${size} ranks: one 8 MiB transfer ${f(r.transfer8MiB)} | allreduce 8 MiB ${f(r.allreduce8MiB)} (${(r.allreduce8MiB / r.transfer8MiB).toFixed(2)}× the transfer)`);
+  if (size === 4) {
+    const a = r.allreduce8 / r.pingpong8, b = r.allreduce8MiB / r.transfer8MiB;
+    console.log(`targets (4 ranks): allreduce 8 B ≤ 3× ping-pong: ${a.toFixed(2)} ${a <= 3 ? "PASS" : "MISS"}; allreduce 8 MiB ≤ 4× transfer: ${b.toFixed(2)} ${b <= 4 ? "PASS" : "MISS"}`);
+  }
+  console.log(JSON.stringify({ bench: "collectives", ...r }));
+}
+await finalize();
