@@ -6,3 +6,4 @@ export { MpiError, TruncateError, RankFailedError, TimeoutError, TaskError } fro
 export type { TypedArray } from "./wire.js";
 export { dimsCreate, type CartOptions, type Shift } from "./topology.js";
 export type { Op, OpName, OpFunction, Reducible } from "./op.js";
+export { BlockGrid, type BlockGridOptions, type Stencil, type ArrayClass } from "./grid.js";

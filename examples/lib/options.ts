@@ -1,0 +1,47 @@
+/**
+ * Command-line options for the examples: `--name value` pairs with defaults, checked, and a clear
+ * message (from rank 0 only) plus exit status 2 when one is wrong.
+ */
+import { basename } from "node:path";
+import { parseArgs } from "node:util";
+
+export type Spec = Record<string, { default?: number | string | boolean; kind: "int" | "number" | "string" | "flag"; min?: number; help: string }>;
+type Values<S extends Spec> = {
+  [K in keyof S]: S[K]["kind"] extends "flag" ? boolean : S[K]["kind"] extends "string" ? string | undefined : number;
+};
+
+export function options<S extends Spec>(script: string, spec: S): Values<S> {
+  const name = basename(script);
+  const die = (msg: string): never => {
+    if ((process.env.TSMPI_RANK ?? "0") === "0") {
+      const usage = Object.entries(spec).map(([k, s]) => `  --${k}${s.kind === "flag" ? "" : " <value>"}  ${s.help}${s.default !== undefined ? ` (default ${s.default})` : ""}`);
+      process.stderr.write(`${name}: ${msg}\nOptions:\n${usage.join("\n")}\n`);
+    }
+    process.exit(2);
+  };
+  let parsed: Record<string, string | boolean | undefined>;
+  try {
+    parsed = parseArgs({
+      args: process.argv.slice(2),
+      options: Object.fromEntries(Object.entries(spec).map(([k, s]) => [k, { type: s.kind === "flag" ? "boolean" : "string" }])),
+      strict: true,
+      allowPositionals: false,
+    }).values as Record<string, string | boolean | undefined>;
+  } catch (e) {
+    return die((e as Error).message);
+  }
+  const out: Record<string, unknown> = {};
+  for (const [k, s] of Object.entries(spec)) {
+    const raw = parsed[k];
+    if (s.kind === "flag") out[k] = raw === true;
+    else if (s.kind === "string") out[k] = raw ?? s.default;
+    else if (raw === undefined) out[k] = s.default;
+    else {
+      const v = Number(raw);
+      const ok = raw !== "" && Number.isFinite(v) && (s.kind === "number" || Number.isInteger(v)) && (s.min === undefined || v >= s.min);
+      if (!ok) die(`--${k} must be ${s.kind === "int" ? "an integer" : "a number"}${s.min !== undefined ? ` ≥ ${s.min}` : ""}, got ${JSON.stringify(raw)}`);
+      out[k] = v;
+    }
+  }
+  return out as Values<S>;
+}

@@ -1,0 +1,316 @@
+/**
+ * Block-decomposed grids: a global array of any number of dimensions split into one block per
+ * rank of a Cartesian communicator, each block padded with ghost layers that `exchange()` fills
+ * from the neighbouring blocks. This is the helper that stencil solvers are written on.
+ */
+import type { CartComm, Communicator } from "./comm.js";
+import { PROC_NULL } from "./constants.js";
+import { MpiError } from "./errors.js";
+import type { TypedArray } from "./wire.js";
+
+/** "star": faces only (5-point, 7-point stencils); "box": faces, edges and corners (9-point). */
+export type Stencil = "star" | "box";
+
+/** A typed-array class, e.g. Float64Array. */
+export interface ArrayClass<A extends TypedArray> {
+  new (length: number): A;
+  readonly BYTES_PER_ELEMENT: number;
+  readonly name: string;
+}
+
+export interface BlockGridOptions<A extends TypedArray> {
+  /** Global interior size per dimension (no ghosts), e.g. [ny, nx]. */
+  shape: readonly number[];
+  /** Ghost layers on every side. Default 1. */
+  ghost?: number;
+  /** Element type. Default Float64Array. */
+  dtype?: ArrayClass<A>;
+  /** Which ghost cells `exchange()` fills. Default "star". */
+  stencil?: Stencil;
+}
+
+/** A box of the padded local array: [lo[d], hi[d]) per dimension, and its runs of contiguous elements. */
+interface Slab {
+  /** Start index of each run along the last dimension. */
+  starts: Int32Array;
+  runLength: number;
+  count: number;
+  /** The slab is one contiguous range of the local array (receive straight into it). */
+  contiguous: boolean;
+}
+
+/** One side of one dimension: whom we talk to and the cells that go out and come in. */
+interface Face {
+  peer: number;
+  sendTag: number;
+  recvTag: number;
+  send: Slab;
+  recv: Slab;
+  sendBuffer: TypedArray;
+  recvBuffer: TypedArray;
+}
+
+/** Where block `c` of `p` starts and how long it is, for `n` cells (the first n mod p blocks get one more). */
+export function blockRange(n: number, p: number, c: number): [start: number, length: number] {
+  const q = Math.floor(n / p), r = n % p;
+  return [c * q + Math.min(c, r), q + (c < r ? 1 : 0)];
+}
+
+export class BlockGrid<A extends TypedArray = Float64Array> {
+  /** This rank's block plus ghost layers, row-major (the last dimension varies fastest). */
+  readonly local: A;
+  /** Size of this rank's block without ghosts, e.g. [by, bx]. */
+  readonly localShape: readonly number[];
+  /** Global index of the block's first interior cell. */
+  readonly offset: readonly number[];
+  /** Size of `local` per dimension: localShape + 2 · ghost. */
+  readonly paddedShape: readonly number[];
+  /** Element strides of `local` per dimension (for writing your own loops). */
+  readonly strides: readonly number[];
+  readonly shape: readonly number[];
+  readonly ghost: number;
+  readonly stencil: Stencil;
+  readonly dtype: ArrayClass<A>;
+  /** Faces per dimension: [lower side, upper side], null where there is no neighbour. */
+  private readonly faces: (Face | null)[][];
+
+  private constructor(
+    readonly cart: CartComm,
+    /** Private duplicate of `cart`: the grid's messages never meet the user's. */
+    private readonly comm: Communicator,
+    opts: Required<BlockGridOptions<A>>,
+  ) {
+    const { shape, ghost, dtype, stencil } = opts;
+    this.shape = [...shape];
+    this.ghost = ghost;
+    this.dtype = dtype;
+    this.stencil = stencil;
+    const ranges = shape.map((n, d) => blockRange(n, cart.dims[d]!, cart.coords[d]!));
+    this.offset = ranges.map((r) => r[0]);
+    this.localShape = ranges.map((r) => r[1]);
+    this.paddedShape = this.localShape.map((n) => n + 2 * ghost);
+    const strides = new Array<number>(shape.length);
+    let s = 1;
+    for (let d = shape.length - 1; d >= 0; d--) {
+      strides[d] = s;
+      s *= this.paddedShape[d]!;
+    }
+    this.strides = strides;
+    this.local = new dtype(s);
+    this.faces = shape.map((_, d) => this.makeFaces(d));
+  }
+
+  /**
+   * Makes the grid over `cart`'s ranks. Collective over `cart`. Throws MpiError when the shape
+   * does not fit the topology (wrong number of dimensions, fewer cells than ranks along a
+   * dimension, blocks thinner than the ghost width).
+   */
+  static async create<A extends TypedArray = Float64Array>(cart: CartComm, options: BlockGridOptions<A>): Promise<BlockGrid<A>> {
+    const opts = {
+      ghost: 1,
+      dtype: Float64Array as unknown as ArrayClass<A>,
+      stencil: "star" as Stencil,
+      ...options,
+    };
+    const { shape, ghost, stencil, dtype } = opts;
+    const where = `BlockGrid.create`;
+    if (!cart || typeof cart.shift !== "function") throw new MpiError(`${where}: the first argument must be a Cartesian communicator (from comm.cart(...))`);
+    if (!Array.isArray(shape) || shape.length !== cart.ndims || shape.some((n) => !Number.isInteger(n) || n < 1)) {
+      throw new MpiError(`${where}: shape ${JSON.stringify(shape)} must be ${cart.ndims} positive integer${cart.ndims > 1 ? "s" : ""}, one per dimension of the cart (dims [${cart.dims.join(", ")}])`);
+    }
+    if (!Number.isInteger(ghost) || ghost < 0) throw new MpiError(`${where}: ghost ${ghost} must be an integer ≥ 0`);
+    if (stencil !== "star" && stencil !== "box") throw new MpiError(`${where}: stencil ${JSON.stringify(stencil)} must be "star" or "box"`);
+    if (typeof dtype !== "function" || !ArrayBuffer.isView(new dtype(0))) throw new MpiError(`${where}: dtype must be a typed-array class such as Float64Array`);
+    shape.forEach((n, d) => {
+      const p = cart.dims[d]!;
+      if (n < p) throw new MpiError(`${where}: shape[${d}] = ${n} is smaller than the ${p} ranks along dimension ${d}: every rank needs at least one cell`);
+      const thinnest = Math.floor(n / p);
+      const hasNeighbours = p > 1 || cart.periodic[d];
+      if (hasNeighbours && thinnest < ghost) {
+        throw new MpiError(`${where}: along dimension ${d}, ${n} cells on ${p} rank${p > 1 ? "s" : ""} give blocks of ${thinnest}, thinner than the ghost width ${ghost}`);
+      }
+    });
+    const comm = await cart.dup();
+    return new BlockGrid(cart, comm, opts);
+  }
+
+  /** Flat index into `local` of interior cell (i, j, …); ghosts are at −1 … −ghost and localShape … */
+  index(...coords: number[]): number {
+    let k = 0;
+    for (let d = 0; d < coords.length; d++) k += (coords[d]! + this.ghost) * this.strides[d]!;
+    return k;
+  }
+
+  /**
+   * Fills the ghost layers from the neighbours. Periodic dimensions wrap; ghosts on a
+   * non-periodic edge are left as they are (boundary values are yours to set). "star" sends every
+   * face at once; "box" goes one dimension at a time, last to first, each face including the
+   * ghosts already filled, so edges and corners arrive too (2·ndims messages, not 3^ndims − 1).
+   */
+  async exchange(): Promise<void> {
+    const n = this.shape.length;
+    if (this.stencil === "star") {
+      const all: Promise<void>[] = [];
+      for (let d = 0; d < n; d++) this.exchangeDim(d, all);
+      await Promise.all(all);
+    } else {
+      for (let d = n - 1; d >= 0; d--) {
+        const ops: Promise<void>[] = [];
+        this.exchangeDim(d, ops);
+        await Promise.all(ops);
+      }
+    }
+  }
+
+  /** The whole global array (no ghosts) on `root`; undefined elsewhere. Collective. */
+  async gather(root = 0): Promise<A | undefined> {
+    const interior = this.slab(this.interiorBox());
+    const mine = new this.dtype(interior.count);
+    this.pack(interior, mine);
+    const parts = await this.comm.gather(mine, root);
+    if (!parts) return undefined;
+    const full = new this.dtype(this.shape.reduce((a, b) => a * b, 1));
+    parts.forEach((part, r) => this.placeBlock(r, (fullIndex, k, len) => copy(full, fullIndex, part, k, len)));
+    return full;
+  }
+
+  /** Sets every block's interior from the whole global array `full` given on `root`. Collective. */
+  async scatter(full: A | null | undefined, root = 0): Promise<void> {
+    let blocks: A[] | null = null;
+    let mistake: string | undefined;
+    if (this.cart.rank === root) {
+      const total = this.shape.reduce((a, b) => a * b, 1);
+      if (!(full instanceof this.dtype) || full.length !== total) {
+        mistake = `grid.scatter: the root must pass a ${this.dtype.name} of ${total} elements (shape [${this.shape.join(", ")}]), got ${full === null || full === undefined ? String(full) : `${full.constructor.name} of ${(full as TypedArray).length}`}`;
+      } else {
+        blocks = Array.from({ length: this.cart.size }, (_, r) => {
+          const block = new this.dtype(this.blockShape(r).reduce((a, b) => a * b, 1));
+          this.placeBlock(r, (fullIndex, k, len) => copy(block, k, full, fullIndex, len));
+          return block;
+        });
+      }
+    }
+    let mine: A;
+    try {
+      mine = await this.comm.scatter(blocks, root);
+    } catch (e) {
+      throw mistake ? new MpiError(mistake) : e;
+    }
+    this.unpack(this.slab(this.interiorBox()), mine);
+  }
+
+  // ---- internals ------------------------------------------------------------------------------
+
+  private blockShape(rank: number): number[] {
+    const c = this.cart.coordsOf(rank);
+    return this.shape.map((n, d) => blockRange(n, this.cart.dims[d]!, c[d]!)[1]);
+  }
+
+  /** Calls `run(indexInFull, indexInBlock, length)` for each row of rank `rank`'s block. */
+  private placeBlock(rank: number, run: (fullIndex: number, blockIndex: number, length: number) => void): void {
+    const c = this.cart.coordsOf(rank);
+    const ranges = this.shape.map((n, d) => blockRange(n, this.cart.dims[d]!, c[d]!));
+    const n = this.shape.length;
+    const len = ranges[n - 1]![1];
+    const fullStrides = new Array<number>(n);
+    let s = 1;
+    for (let d = n - 1; d >= 0; d--) {
+      fullStrides[d] = s;
+      s *= this.shape[d]!;
+    }
+    const idx = new Array<number>(n - 1).fill(0);
+    for (let k = 0; ; k += len) {
+      let f = ranges[n - 1]![0];
+      for (let d = 0; d < n - 1; d++) f += (ranges[d]![0] + idx[d]!) * fullStrides[d]!;
+      run(f, k, len);
+      let d = n - 2;
+      while (d >= 0 && ++idx[d]! === ranges[d]![1]) idx[d--] = 0;
+      if (d < 0) return;
+    }
+  }
+
+  private interiorBox(): [number, number][] {
+    return this.localShape.map((n) => [this.ghost, this.ghost + n]);
+  }
+
+  private makeFaces(d: number): (Face | null)[] {
+    const g = this.ghost, n = this.localShape[d]!;
+    const { source: lower, dest: upper } = this.cart.shift(d, 1);
+    // Extent in the other dimensions: the interior, except (box) the dimensions exchanged before
+    // this one, whose ghosts are already filled and carry the edges and corners along.
+    const box = (range: [number, number]): [number, number][] =>
+      this.localShape.map((m, e): [number, number] => (e === d ? range : this.stencil === "box" && e > d ? [0, m + 2 * g] : [g, g + m]));
+    const face = (peer: number, sendRange: [number, number], recvRange: [number, number], sendTag: number, recvTag: number): Face | null => {
+      if (peer === PROC_NULL || g === 0) return null;
+      const send = this.slab(box(sendRange)), recv = this.slab(box(recvRange));
+      return { peer, sendTag, recvTag, send, recv, sendBuffer: new this.dtype(send.count), recvBuffer: new this.dtype(recv.count) };
+    };
+    // Tag 2d travels upwards (my upper face to the upper neighbour's lower ghosts), 2d+1 downwards:
+    // with two ranks in a periodic dimension both neighbours are the same rank, and only the tag
+    // tells the two messages apart.
+    return [face(lower, [g, 2 * g], [0, g], 2 * d + 1, 2 * d), face(upper, [n, n + g], [n + g, n + 2 * g], 2 * d, 2 * d + 1)];
+  }
+
+  private slab(box: [number, number][]): Slab {
+    const n = box.length;
+    const runLength = box[n - 1]![1] - box[n - 1]![0];
+    const rows = box.slice(0, n - 1).reduce((a, [lo, hi]) => a * (hi - lo), 1);
+    const starts = new Int32Array(rows);
+    const idx = box.slice(0, n - 1).map(([lo]) => lo);
+    for (let r = 0; r < rows; r++) {
+      let k = box[n - 1]![0];
+      for (let d = 0; d < n - 1; d++) k += idx[d]! * this.strides[d]!;
+      starts[r] = k;
+      for (let d = n - 2; d >= 0; d--) {
+        if (++idx[d]! < box[d]![1]) break;
+        idx[d] = box[d]![0];
+      }
+    }
+    // Contiguous when, past the first dimension with more than one layer, every dimension is whole.
+    let k = 0;
+    while (k < n - 1 && box[k]![1] - box[k]![0] === 1) k++;
+    let contiguous = true;
+    for (let d = k + 1; d < n; d++) if (box[d]![0] !== 0 || box[d]![1] !== this.paddedShape[d]) contiguous = false;
+    return { starts, runLength, count: rows * runLength, contiguous };
+  }
+
+  private pack(s: Slab, into: TypedArray): void {
+    for (let r = 0; r < s.starts.length; r++) copy(into, r * s.runLength, this.local, s.starts[r]!, s.runLength);
+  }
+
+  private unpack(s: Slab, from: TypedArray): void {
+    for (let r = 0; r < s.starts.length; r++) copy(this.local, s.starts[r]!, from, r * s.runLength, s.runLength);
+  }
+
+  private exchangeDim(d: number, ops: Promise<void>[]): void {
+    for (const f of this.faces[d]!) {
+      if (!f) continue;
+      // Post the receive first, then pack and send; contiguous ghost layers are received in place.
+      if (f.recv.contiguous) {
+        const start = f.recv.starts[0]!;
+        ops.push(this.comm.recvInto(this.local.subarray(start, start + f.recv.count), f.peer, f.recvTag).then(() => undefined));
+      } else {
+        ops.push(this.comm.recvInto(f.recvBuffer, f.peer, f.recvTag).then(() => this.unpack(f.recv, f.recvBuffer)));
+      }
+      let out: TypedArray;
+      if (f.send.contiguous) {
+        const start = f.send.starts[0]!;
+        out = this.local.subarray(start, start + f.send.count);
+      } else {
+        this.pack(f.send, f.sendBuffer);
+        out = f.sendBuffer;
+      }
+      ops.push(this.comm.send(out, f.peer, f.sendTag));
+    }
+  }
+}
+
+/** dst[di … di+len) = src[si … si+len), same element type. Short runs (a column face) by hand. */
+function copy(dst: TypedArray, di: number, src: TypedArray, si: number, len: number): void {
+  if (len > 16) {
+    (dst as Uint8Array).set((src as Uint8Array).subarray(si, si + len), di);
+    return;
+  }
+  const o = dst as unknown as number[], i = src as unknown as number[];
+  for (let t = 0; t < len; t++) o[di + t] = i[si + t]!;
+}

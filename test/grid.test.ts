@@ -1,0 +1,80 @@
+// BlockGrid and the two solvers through real launches: exchange against a globally indexed
+// field, bit-identical fields for every rank count, and the physics the examples must get right.
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { PNG } from "pngjs";
+import { describe, expect, it } from "vitest";
+import { fixture, run } from "./helpers.js";
+
+/** Runs an example with --json and returns rank 0's JSON line (the last line of stdout). */
+async function json(n: number, args: string[]): Promise<Record<string, number | string>> {
+  const r = await run(["-n", String(n), ...args, "--json"]);
+  expect(r.stderr).toBe("");
+  expect(r.exitCode).toBe(0);
+  const lines = r.stdout.trim().split("\n");
+  return JSON.parse(lines[lines.length - 1]!);
+}
+
+describe("BlockGrid", () => {
+  for (const n of [1, 2, 3, 4, 5, 6]) {
+    it(`exchange, gather and scatter match a globally indexed field (1-, 2-, 3-D) on ${n} rank${n > 1 ? "s" : ""}`, async () => {
+      const r = await run(["-n", String(n), fixture("grid-suite.ts")]);
+      expect(r.stderr).toBe("");
+      expect(r.exitCode).toBe(0);
+      for (let k = 0; k < n; k++) expect(r.stdout).toContain(`grid-suite ok rank ${k}/${n} 38 configs`);
+    });
+  }
+});
+
+describe("examples/heat.ts", () => {
+  it("gives the same fieldHash on 1, 2, 3, 4 and 6 ranks, and l2error < 2e-4", async () => {
+    const results = [];
+    for (const n of [1, 2, 3, 4, 6]) results.push(await json(n, ["examples/heat.ts", "--n", "128", "--steps", "400"]));
+    for (const r of results) {
+      expect(Object.keys(r).sort()).toEqual(["cellUpdatesPerSecond", "dt", "fieldHash", "l2error", "n", "ranks", "seconds", "steps"]);
+      expect(r.fieldHash).toMatch(/^[0-9a-f]{64}$/);
+      expect(r.fieldHash).toBe(results[0]!.fieldHash);
+      expect(r.l2error).toBeLessThan(2e-4);
+      expect(r.l2error).toBeGreaterThan(0);
+      expect([r.n, r.steps]).toEqual([128, 400]);
+    }
+    expect(results.map((r) => r.ranks)).toEqual([1, 2, 3, 4, 6]);
+  });
+
+  it("writes a PNG of the field, and rejects a bad option with exit status 2", async () => {
+    const file = join(mkdtempSync(join(tmpdir(), "tsmpi-png-")), "heat.png");
+    const r = await run(["-n", "2", "examples/heat.ts", "--n", "40", "--steps", "10", "--png", file]);
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toContain("L2 error");
+    const png = PNG.sync.read(readFileSync(file));
+    expect(png.width).toBeGreaterThanOrEqual(40);
+    expect(png.height).toBe(png.width);
+    const bad = await run(["-n", "2", "examples/heat.ts", "--n", "abc"]);
+    expect(bad.exitCode).toBe(2);
+    expect(bad.stderr).toContain('heat.ts: --n must be an integer ≥ 1, got "abc"');
+    expect(bad.stderr.match(/--n must be/g)).toHaveLength(1); // said once, by rank 0
+  });
+});
+
+describe("examples/ising.ts", () => {
+  it("gives the same fieldHash on 1 and 4 ranks, from a cold and a hot start", async () => {
+    for (const start of ["cold", "hot"]) {
+      const args = ["examples/ising.ts", "--L", "48", "--sweeps", "60", "--therm", "10", "--T", "2.3", "--start", start];
+      const [one, four] = [await json(1, args), await json(4, args)];
+      expect(four.fieldHash).toBe(one.fieldHash);
+      expect(four.absMagnetization).toBe(one.absMagnetization);
+      expect(four.energy).toBe(one.energy);
+    }
+  });
+
+  it("matches Onsager at T = 2.0 (|m| 0.9113, e −1.7456) and the known energy at T = 3.0 (−0.8173) on L = 64", async () => {
+    const cold = await json(2, ["examples/ising.ts", "--L", "64", "--T", "2.0"]);
+    expect(Math.abs(Number(cold.absMagnetization) - 0.9113)).toBeLessThan(0.01);
+    expect(Math.abs(Number(cold.energy) + 1.7456)).toBeLessThan(0.01);
+    const hot = await json(2, ["examples/ising.ts", "--L", "64", "--T", "3.0"]);
+    expect(Math.abs(Number(hot.energy) + 0.8173)).toBeLessThan(0.02);
+    expect(Number(hot.absMagnetization)).toBeLessThan(0.2);
+    expect(Object.keys(cold).sort()).toEqual(["L", "T", "absMagnetization", "energy", "fieldHash", "ranks", "seconds", "siteUpdatesPerSecond", "sweeps"]);
+  });
+});
