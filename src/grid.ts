@@ -27,6 +27,11 @@ export interface BlockGridOptions<A extends TypedArray> {
   dtype?: ArrayClass<A>;
   /** Which ghost cells `exchange()` fills. Default "star". */
   stencil?: Stencil;
+  /**
+   * Where `local` lives: returns a zero-filled array of `dtype` with `length` elements, e.g. a
+   * view of a WebAssembly.Memory for a WebAssembly kernel. Default `new dtype(length)`.
+   */
+  alloc?: (length: number) => A;
 }
 
 /** A box of the padded local array: [lo[d], hi[d]) per dimension, and its runs of contiguous elements. */
@@ -80,7 +85,7 @@ export class BlockGrid<A extends TypedArray = Float64Array> {
     private readonly comm: Communicator,
     opts: Required<BlockGridOptions<A>>,
   ) {
-    const { shape, ghost, dtype, stencil } = opts;
+    const { shape, ghost, dtype, stencil, alloc } = opts;
     this.shape = [...shape];
     this.ghost = ghost;
     this.dtype = dtype;
@@ -96,7 +101,10 @@ export class BlockGrid<A extends TypedArray = Float64Array> {
       s *= this.paddedShape[d]!;
     }
     this.strides = strides;
-    this.local = new dtype(s);
+    this.local = alloc(s);
+    if (!(this.local instanceof dtype) || this.local.length !== s) {
+      throw new MpiError(`BlockGrid.create: alloc(${s}) must return a ${dtype.name} of ${s} elements, got ${describeArray(this.local)}`);
+    }
     this.faces = shape.map((_, d) => this.makeFaces(d));
   }
 
@@ -106,13 +114,15 @@ export class BlockGrid<A extends TypedArray = Float64Array> {
    * dimension, blocks thinner than the ghost width).
    */
   static async create<A extends TypedArray = Float64Array>(cart: CartComm, options: BlockGridOptions<A>): Promise<BlockGrid<A>> {
+    const dtype = options.dtype ?? (Float64Array as unknown as ArrayClass<A>);
     const opts = {
       ghost: 1,
-      dtype: Float64Array as unknown as ArrayClass<A>,
       stencil: "star" as Stencil,
+      alloc: (length: number) => new dtype(length),
       ...options,
+      dtype,
     };
-    const { shape, ghost, stencil, dtype } = opts;
+    const { shape, ghost, stencil } = opts;
     const where = `BlockGrid.create`;
     if (!cart || typeof cart.shift !== "function") throw new MpiError(`${where}: the first argument must be a Cartesian communicator (from comm.cart(...))`);
     if (!Array.isArray(shape) || shape.length !== cart.ndims || shape.some((n) => !Number.isInteger(n) || n < 1)) {
@@ -303,6 +313,10 @@ export class BlockGrid<A extends TypedArray = Float64Array> {
       ops.push(this.comm.send(out, f.peer, f.sendTag));
     }
   }
+}
+
+function describeArray(a: unknown): string {
+  return ArrayBuffer.isView(a) ? `${a.constructor.name} of ${(a as TypedArray).length}` : a === null ? "null" : typeof a;
 }
 
 /** dst[di … di+len) = src[si … si+len), same element type. Short runs (a column face) by hand. */

@@ -40,6 +40,9 @@ describe("examples/heat.ts", () => {
       expect([r.n, r.steps]).toEqual([128, 400]);
     }
     expect(results.map((r) => r.ranks)).toEqual([1, 2, 3, 4, 6]);
+    // The plain TypeScript kernel gives the same bits as the WebAssembly SIMD one.
+    const js = await json(3, ["examples/heat.ts", "--n", "128", "--steps", "400", "--kernel", "js"]);
+    expect(js.fieldHash).toBe(results[0]!.fieldHash);
   });
 
   it("writes a PNG of the field, and rejects a bad option with exit status 2", async () => {

@@ -1,0 +1,54 @@
+// Heat solver throughput at n = 2048 (200 steps) with 1 and 2 ranks, beside the same solver in
+// C + Open MPI and in mpi4py + NumPy (bench/reference/) when those are installed, in one run.
+//   npx tsx bench/heat.ts          (npm run bench runs it)
+import { execFileSync, spawnSync } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+const cli = join(root, "dist/launcher/cli.js");
+const N = 2048, STEPS = 200, RUNS = 3;
+// Open MPI refuses to run as root unless told it may (CI runs as root).
+const env = { ...process.env, OMPI_ALLOW_RUN_AS_ROOT: "1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM: "1" };
+
+/** Best cell-updates/s of RUNS runs of a command printing a JSON line with cellUpdatesPerSecond. */
+function best(cmd: string, args: string[]): number {
+  let top = 0;
+  for (let i = 0; i < RUNS; i++) {
+    const out = execFileSync(cmd, args, { cwd: root, env, encoding: "utf8" }).trim().split("\n");
+    top = Math.max(top, JSON.parse(out[out.length - 1]!).cellUpdatesPerSecond);
+  }
+  return top;
+}
+const has = (cmd: string) => spawnSync("sh", ["-c", `command -v ${cmd}`]).status === 0;
+const M = (x: number) => `${(x / 1e6).toFixed(0).padStart(6)} M`;
+
+const rows: Record<string, Record<number, number>> = { tsmpi: {}, "tsmpi (js kernel)": {} };
+for (const n of [1, 2]) {
+  rows.tsmpi![n] = best(process.execPath, [cli, "-n", String(n), "examples/heat.ts", "--n", String(N), "--steps", String(STEPS), "--json"]);
+  rows["tsmpi (js kernel)"]![n] = best(process.execPath, [cli, "-n", String(n), "examples/heat.ts", "--n", String(N), "--steps", String(STEPS), "--kernel", "js", "--json"]);
+}
+if (has("mpicc") && has("mpirun")) {
+  const exe = join(mkdtempSync(join(tmpdir(), "tsmpi-heat-")), "heat");
+  execFileSync("mpicc", ["-O3", "-march=native", "-o", exe, join(root, "bench/reference/heat.c"), "-lm"], { env });
+  rows["C + Open MPI"] = {};
+  for (const n of [1, 2]) rows["C + Open MPI"][n] = best("mpirun", ["--oversubscribe", "-n", String(n), exe, String(N), String(STEPS)]);
+} else console.log("(C + Open MPI reference skipped: install openmpi-bin libopenmpi-dev)");
+// Debian's python3 has mpi4py from python3-mpi4py; another python3 earlier on PATH may not.
+const python = ["/usr/bin/python3", "python3"].find((p) => spawnSync(p, ["-c", "import mpi4py, numpy"]).status === 0);
+if (python && has("mpirun")) {
+  rows["mpi4py + NumPy"] = {};
+  for (const n of [1, 2]) rows["mpi4py + NumPy"][n] = best("mpirun", ["--oversubscribe", "-n", String(n), python, join(root, "bench/reference/heat_mpi4py.py"), String(N), String(STEPS)]);
+} else console.log("(mpi4py reference skipped: install python3-mpi4py python3-numpy openmpi-bin)");
+
+console.log(`heat ${N}², ${STEPS} steps, cell-updates/s (best of ${RUNS}):`);
+console.log(`${"".padEnd(20)} ${"1 rank".padStart(8)} ${"2 ranks".padStart(8)}`);
+for (const [name, r] of Object.entries(rows)) console.log(`${name.padEnd(20)} ${M(r[1]!)} ${M(r[2]!)}`);
+const t2 = rows.tsmpi![2]!;
+const c2 = rows["C + Open MPI"]?.[2], p2 = rows["mpi4py + NumPy"]?.[2];
+if (c2) console.log(`2 ranks: tsmpi / C + Open MPI = ${(t2 / c2).toFixed(2)} (target ≥ 0.5) ${t2 / c2 >= 0.5 ? "PASS" : "MISS"}`);
+if (p2) console.log(`2 ranks: tsmpi / mpi4py = ${(t2 / p2).toFixed(2)} (target ≥ 3) ${t2 / p2 >= 3 ? "PASS" : "MISS"}`);
+console.log(JSON.stringify({ bench: "heat", n: N, steps: STEPS, rows }));
+
