@@ -7,3 +7,4 @@ export type { TypedArray } from "./wire.js";
 export { dimsCreate, type CartOptions, type Shift } from "./topology.js";
 export type { Op, OpName, OpFunction, Reducible } from "./op.js";
 export { BlockGrid, type BlockGridOptions, type Stencil, type ArrayClass } from "./grid.js";
+export { taskPool, type Pool, type TaskPoolOptions, type MapOptions, type TaskFunction, type TaskFunctions } from "./pool.js";
