@@ -22,3 +22,34 @@ describe("taskPool", () => {
     expect(await leftovers(mark)).toEqual([]);
   });
 });
+
+describe("examples/sweep.ts", () => {
+  async function sweep(n: number, args: string[]) {
+    const r = await run(["-n", String(n), "examples/sweep.ts", ...args, "--json"]);
+    expect(r.stderr).toBe("");
+    expect(r.exitCode).toBe(0);
+    const lines = r.stdout.trim().split("\n");
+    return JSON.parse(lines[lines.length - 1]!) as { T: number[]; absMagnetization: number[]; energy: number[]; resultsHash: string; ranks: number; points: number };
+  }
+
+  it("gives the same resultsHash on 1 and 3 ranks", async () => {
+    const args = ["--L", "16", "--points", "7", "--sweeps", "300", "--therm", "100"];
+    const [one, three] = [await sweep(1, args), await sweep(3, args)];
+    expect(three.resultsHash).toMatch(/^[0-9a-f]{64}$/);
+    expect(three.resultsHash).toBe(one.resultsHash);
+    expect([one.ranks, three.ranks, three.points, three.T.length]).toEqual([1, 3, 7, 7]);
+  });
+
+  it("matches Onsager at T = 1.5 (|m| 0.9865) and is disordered at T = 3.5 on L = 64", async () => {
+    const r = await sweep(3, ["--L", "64", "--Tmin", "1.5", "--Tmax", "3.5", "--points", "2"]);
+    expect(r.T).toEqual([1.5, 3.5]);
+    expect(Math.abs(r.absMagnetization[0]! - 0.9865)).toBeLessThan(0.01);
+    expect(r.absMagnetization[1]!).toBeLessThan(0.3);
+  });
+
+  it("prints progress lines on stderr with --progress", async () => {
+    const r = await run(["-n", "2", "examples/sweep.ts", "--L", "8", "--points", "3", "--sweeps", "50", "--therm", "10", "--progress"]);
+    expect(r.exitCode).toBe(0);
+    expect(r.stderr).toMatch(/^sweep: 3\/3 temperatures done, [\d.]+ s elapsed, ~0\.0 s left$/m);
+  });
+});
