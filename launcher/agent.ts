@@ -26,6 +26,17 @@ export interface HostEvents {
   output(rank: number, stream: "stdout" | "stderr", line: string): void;
   /** The rank has exited and all of its output has been delivered. */
   exit(rank: number, code: number | null, signal: string | null): void;
+  /** The rank's fate is unknown: its host agent or the connection to it died. */
+  lost?(rank: number, why: string): void;
+}
+
+/** What the job needs of a host, whether the launcher's own (HostAgent) or a remote one. */
+export interface Agent {
+  readonly host: string;
+  /** Sends a control message to a rank of this host. */
+  send(rank: number, msg: LauncherToRank): void;
+  /** Signals every rank of this host still running. */
+  signal(sig: NodeJS.Signals): void;
 }
 
 function spawnRank(file: string, args: string[], cwd: string, env: Record<string, string>) {
@@ -51,13 +62,17 @@ interface Running {
   exited: boolean;
 }
 
-export class HostAgent {
+export class HostAgent implements Agent {
   private readonly running = new Map<number, Running>();
 
   constructor(
     readonly plan: HostPlan,
     private readonly events: HostEvents,
   ) {}
+
+  get host(): string {
+    return this.plan.host;
+  }
 
   /** Starts every rank; resolves when all have exited. */
   run(): Promise<void> {
@@ -102,6 +117,13 @@ export class HostAgent {
     const result = await proc;
     r.exited = true;
     await Promise.allSettled([...lines, messages]);
+    if (result.exitCode === undefined && result.signal === undefined) {
+      // It never ran (no such program or working directory): say why, as a shell would (127).
+      const why = (result as { originalMessage?: string }).originalMessage ?? result.message;
+      this.events.output(spec.rank, "stderr", `tsmpirun: cannot start rank ${spec.rank} on host ${this.plan.host}: ${why}`);
+      this.events.exit(spec.rank, 127, null);
+      return;
+    }
     this.events.exit(spec.rank, result.exitCode ?? null, result.signal ?? null);
   }
 }

@@ -24,6 +24,8 @@ export interface LaunchOptions {
   /** Seconds; 0 means no limit. */
   timeout: number;
   launchAgent?: string;
+  /** Interface name or CIDR block whose address ranks listen on for other hosts. */
+  tcpIf?: string;
 }
 
 /**
@@ -65,7 +67,8 @@ export function parseArgs(argv: string[]): LaunchOptions {
     .option("wdir", { type: "string", describe: "working directory of the ranks" })
     .option("tag-output", { type: "boolean", default: false, describe: "prefix every output line with [rank]" })
     .option("timeout", { type: "number", default: 0, describe: "stop the whole job after SECONDS (exit status 124)" })
-    .option("launch-agent", { type: "string", describe: "how remote hosts are reached (default ssh)" })
+    .option("launch-agent", { type: "string", describe: "how remote hosts are reached (default ssh; srun inside a Slurm allocation)" })
+    .option("tcp-if", { type: "string", describe: "interface name or CIDR block (e.g. eth1, 10.0.0.0/8) whose address ranks use between hosts (env TSMPI_TCP_IF)" })
     .strictOptions()
     .help()
     .alias("help", "h")
@@ -83,6 +86,7 @@ export function parseArgs(argv: string[]): LaunchOptions {
   if (!script) throw new UsageError("no script given: usage is tsmpirun [options] <script> [script args...]");
 
   const npGiven = a.np !== undefined;
+  // Without -n: one rank per core here; with hosts, the job places one per slot instead.
   const np = npGiven ? a.np! : availableParallelism();
   if (!Number.isInteger(np) || np < 1) throw new UsageError(`-n ${a.np}: the number of ranks must be a whole number ≥ 1`);
   const timeout = a.timeout;
@@ -102,6 +106,7 @@ export function parseArgs(argv: string[]): LaunchOptions {
     tagOutput: a["tag-output"],
     timeout,
     launchAgent: a["launch-agent"],
+    tcpIf: a["tcp-if"] ?? process.env.TSMPI_TCP_IF,
   };
 }
 

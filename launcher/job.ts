@@ -1,19 +1,24 @@
 /**
- * One tsmpirun job: places ranks, starts them through host agents, runs the rendezvous, and
- * applies the failure rule — the first rank to fail stops the job and its exit status becomes
- * the launcher's (128 + signal number for a signal).
+ * One tsmpirun job: places ranks on hosts, starts them through one agent per host (in-process
+ * for the launcher's own host, over the launch agent for the others), runs the rendezvous, and
+ * applies the failure rule: the first rank to fail stops the job everywhere and its exit status
+ * becomes the launcher's (128 + signal number for a signal).
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import { constants as osConstants } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import type { GoneHow, RankToLauncher } from "../src/control.js";
+import type { GoneHow, LauncherToRank, RankToLauncher } from "../src/control.js";
 import type { PeerAddress } from "../src/transport.js";
-import { HostAgent, type HostPlan } from "./agent.js";
+import { interfaceAddress, ownAddresses } from "./addresses.js";
+import { HostAgent, type Agent, type HostEvents, type RankSpec } from "./agent.js";
 import { UsageError, type LaunchOptions } from "./args.js";
 import { compileScript, needsCompile, resolveScript } from "./compile.js";
+import { allocation, isLocalName, parseHostList, placeRanks, readHostfile, type Hosts } from "./hosts.js";
 import { Output } from "./output.js";
+import { SCRIPT, type RemotePlan } from "./protocol.js";
+import { AgentStartError, isSrun, RemoteHost, splitCommand } from "./remote.js";
 
 /** Time ranks get to exit after SIGTERM before they are killed. */
 const STOP_GRACE_MS = 3000;
@@ -32,84 +37,122 @@ function inheritedEnv(): Record<string, string> {
   return env;
 }
 
+function definedOnly(env: Record<string, string | undefined>): Record<string, string> {
+  return Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined));
+}
+
+/** Hosts from --host, --hostfile, the batch allocation, or just this machine. */
+export function resolveHosts(opts: LaunchOptions): Hosts {
+  if (opts.hosts.length > 0 && opts.hostfile) throw new UsageError("--host and --hostfile: give one or the other");
+  if (opts.hosts.length > 0) return { source: "host", hosts: parseHostList(opts.hosts) };
+  if (opts.hostfile) return { source: "hostfile", hosts: readHostfile(opts.hostfile) };
+  return allocation() ?? { source: "local", hosts: [{ name: hostname(), slots: opts.np }] };
+}
+
+/** One host of the job and the ranks it runs. */
+interface Placement {
+  host: string;
+  ranks: number[];
+  remote: boolean;
+}
+
 export async function runJob(opts: LaunchOptions, out = new Output(opts.tagOutput)): Promise<number> {
-  if (opts.hosts.length > 0 || opts.hostfile) {
-    throw new UsageError("--host/--hostfile: launching on other hosts is not available yet; without them every rank runs on this machine");
-  }
   const entry = resolveScript(opts.script);
   const cwd = opts.wdir ? resolve(opts.wdir) : process.cwd();
-  // Per-job directory: ipc socket paths and the compiled script, so two jobs never collide.
+  if (opts.wdir && (!existsSync(cwd) || !statSync(cwd).isDirectory())) throw new UsageError(`--wdir ${opts.wdir}: no such directory`);
+  const { source, hosts } = resolveHosts(opts);
+  const np = opts.npGiven || source === "local" ? opts.np : hosts.reduce((s, h) => s + h.slots, 0);
+  const perHost = source === "local" ? [Array.from({ length: np }, (_, r) => r)] : placeRanks(hosts, np, opts.mapBy, opts.oversubscribe, source);
+  const launchAgent = splitCommand(opts.launchAgent ?? (source === "slurm" ? "srun" : "ssh"));
+  if (launchAgent.length === 0) throw new UsageError("--launch-agent: empty command");
+  // Inside Slurm every node, this one included, is reached with srun: the ranks then run in a
+  // job step of the allocation, as Slurm expects. Elsewhere this machine needs no launch agent.
+  const viaAgent = (name: string) => isSrun(launchAgent) || !isLocalName(name);
+  const placements: Placement[] = hosts
+    .map((h, i) => ({ host: h.name, ranks: perHost[i]!, remote: source !== "local" && viaAgent(h.name) }))
+    .filter((p) => p.ranks.length > 0);
+
+  // Per-job directory: this host's ipc sockets and the compiled script, so jobs never collide.
   const jobDir = mkdtempSync(join(tmpdir(), "tsmpi-"));
   try {
     let runFile = entry;
+    let bundle: string | null = null;
     const nodeFlags: string[] = [];
     if (needsCompile(entry)) {
       runFile = join(jobDir, "main.mjs");
       await compileScript(entry, runFile);
       nodeFlags.push("--enable-source-maps");
+      if (placements.some((p) => p.remote)) bundle = readFileSync(runFile, "utf8");
     }
-    const host = hostname();
-    const size = opts.np;
-    const plan: HostPlan = {
-      host,
-      command: [process.execPath, ...nodeFlags, "--import", hooks, runFile, ...opts.scriptArgs],
+    const job = new Job(opts, out, placements, np);
+    return await job.run({
+      launchAgent,
+      jobDir,
       cwd,
-      env: { ...inheritedEnv(), ...definedOnly(opts.env) },
-      ranks: Array.from({ length: size }, (_, rank) => ({
-        rank,
-        env: {
-          TSMPI_RANK: String(rank),
-          TSMPI_SIZE: String(size),
-          TSMPI_LOCAL_RANK: String(rank),
-          TSMPI_LOCAL_SIZE: String(size),
-          TSMPI_HOST_ID: host,
-          TSMPI_JOB_DIR: jobDir,
-        },
-      })),
-    };
-    return await new Job(plan, opts, out).run();
+      command: (remote) => [process.execPath, ...nodeFlags, "--import", hooks, remote && bundle !== null ? SCRIPT : runFile, ...opts.scriptArgs],
+      bundle,
+    });
   } finally {
     rmSync(jobDir, { recursive: true, force: true });
   }
 }
 
-function definedOnly(env: Record<string, string | undefined>): Record<string, string> {
-  return Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined));
-}
-
-interface Failure {
-  code: number;
+interface Start {
+  launchAgent: string[];
+  jobDir: string;
+  cwd: string;
+  command(remote: boolean): string[];
+  bundle: string | null;
 }
 
 class Job {
-  private readonly size: number;
-  private readonly agent: HostAgent;
+  private readonly agentOf = new Map<number, Agent>();
+  private readonly remotes: RemoteHost[] = [];
   private readonly hellos = new Map<number, PeerAddress | null>();
   private readonly finalized = new Set<number>();
   private readonly exited = new Set<number>();
   /** Ranks that exited 0 without calling init(). */
   private readonly neverInit = new Set<number>();
-  private failure: Failure | null = null;
+  private failure: { code: number } | null = null;
   private killTimer: NodeJS.Timeout | undefined;
   private interrupted = false;
+  private readonly events: HostEvents;
 
   constructor(
-    plan: HostPlan,
     private readonly opts: LaunchOptions,
     private readonly out: Output,
+    private readonly placements: Placement[],
+    private readonly size: number,
   ) {
-    this.size = plan.ranks.length;
-    this.agent = new HostAgent(plan, {
+    this.events = {
       control: (rank, msg) => this.control(rank, msg),
       output: (rank, stream, line) => this.out.line(rank, stream, line),
       exit: (rank, code, signal) => this.exit(rank, code, signal),
-    });
+      lost: (rank, why) => this.lost(rank, why),
+    };
   }
 
-  async run(): Promise<number> {
+  private hostOf(rank: number): string {
+    return this.agentOf.get(rank)?.host ?? "?";
+  }
+
+  private rankSpecs(p: Placement): RankSpec[] {
+    return p.ranks.map((rank, local) => ({
+      rank,
+      env: {
+        TSMPI_RANK: String(rank),
+        TSMPI_SIZE: String(this.size),
+        TSMPI_LOCAL_RANK: String(local),
+        TSMPI_LOCAL_SIZE: String(p.ranks.length),
+        TSMPI_HOST_ID: p.host,
+      },
+    }));
+  }
+
+  async run(start: Start): Promise<number> {
     const onSignal = (sig: NodeJS.Signals) => {
       if (this.interrupted) {
-        this.agent.signal("SIGKILL"); // second Ctrl-C: no more waiting
+        this.signalAll("SIGKILL"); // second Ctrl-C: no more waiting
         return;
       }
       this.interrupted = true;
@@ -123,15 +166,91 @@ class Job {
         ? setTimeout(() => this.fail(TIMEOUT_EXIT, `the job ran longer than --timeout ${this.opts.timeout} s`), this.opts.timeout * 1000)
         : undefined;
     try {
-      await this.agent.run();
+      const runs = await this.startHosts(start);
+      if (runs) await Promise.all(runs);
     } finally {
       clearTimeout(timer);
       clearTimeout(this.killTimer);
+      for (const r of this.remotes) r.close();
       process.off("SIGINT", onSignal);
       process.off("SIGTERM", onSignal);
       process.off("SIGHUP", onSignal);
     }
     return this.failure?.code ?? 0;
+  }
+
+  /** Starts every host's agent (remote ones first, all at once), then every rank. */
+  private async startHosts(start: Start): Promise<Promise<void>[] | null> {
+    const multiHost = this.placements.length > 1;
+    const userEnv = definedOnly(this.opts.env);
+    const remote = this.placements.filter((p) => p.remote);
+    const ready = new Map<string, Awaited<ReturnType<RemoteHost["start"]>>>();
+    if (remote.length > 0) {
+      const note = (text: string) => this.out.note(text);
+      for (const p of remote) this.remotes.push(new RemoteHost(p.host, { launchAgent: start.launchAgent, env: userEnv, tcpIf: this.opts.tcpIf }, { ...this.events, note }));
+      try {
+        const got = await Promise.race([
+          Promise.all(this.remotes.map((r) => r.start())),
+          new Promise<never>((_, reject) => this.onFailure(() => reject(new AgentStartError("")))),
+        ]);
+        got.forEach((g, i) => ready.set(this.remotes[i]!.host, g));
+      } catch (e) {
+        for (const r of this.remotes) r.kill();
+        if (this.failure) return null; // interrupted or timed out while connecting
+        this.failure = { code: 1 };
+        if (e instanceof AgentStartError) this.out.note(e.message);
+        else throw e;
+        return null;
+      }
+    }
+    // The address this host's ranks listen on for the others: as a remote host saw us.
+    const seenFromOutside = [...ready.values()].find((g) => g.client)?.client ?? null;
+    const localTcp = multiHost ? (this.opts.tcpIf ? interfaceAddress(this.opts.tcpIf) : undefined) ?? seenFromOutside ?? "127.0.0.1" : null;
+    if (multiHost && this.opts.tcpIf && !interfaceAddress(this.opts.tcpIf) && this.placements.some((p) => !p.remote)) {
+      throw new UsageError(`--tcp-if ${this.opts.tcpIf}: this host has no IPv4 address on that interface or in that block`);
+    }
+    const runs: Promise<void>[] = [];
+    let remoteIndex = 0;
+    for (const p of this.placements) {
+      const ranks = this.rankSpecs(p);
+      if (p.remote) {
+        const r = this.remotes[remoteIndex++]!;
+        for (const k of p.ranks) this.agentOf.set(k, r);
+        const g = ready.get(p.host)!;
+        const plan: RemotePlan = {
+          host: p.host,
+          command: start.command(true),
+          bundle: start.bundle,
+          cwd: start.cwd,
+          env: userEnv,
+          ranks,
+          tcpAddress: multiHost ? g.tcpAddress ?? g.server ?? ownAddresses()[0] ?? null : null,
+        };
+        runs.push(r.run(plan));
+      } else {
+        const env: Record<string, string> = { ...inheritedEnv(), ...userEnv, TSMPI_JOB_DIR: start.jobDir };
+        if (localTcp) env.TSMPI_TCP_ADDRESS = localTcp;
+        const a = new HostAgent({ host: p.host, command: start.command(false), cwd: start.cwd, env, ranks }, this.events);
+        for (const k of p.ranks) this.agentOf.set(k, a);
+        runs.push(a.run());
+      }
+    }
+    return runs;
+  }
+
+  private failureHooks: (() => void)[] = [];
+  private onFailure(f: () => void): void {
+    this.failureHooks.push(f);
+  }
+
+  private send(rank: number, msg: LauncherToRank): void {
+    this.agentOf.get(rank)?.send(rank, msg);
+  }
+
+  private signalAll(sig: NodeJS.Signals): void {
+    const seen = new Set<Agent>();
+    for (const a of this.agentOf.values()) if (!seen.has(a)) (seen.add(a), a.signal(sig));
+    if (sig === "SIGKILL") for (const r of this.remotes) if (!seen.has(r)) r.kill();
   }
 
   private control(rank: number, msg: RankToLauncher): void {
@@ -141,7 +260,7 @@ class Job {
         this.checkInitDeadlock();
         if (this.hellos.size === this.size) {
           const table = Array.from({ length: this.size }, (_, r) => this.hellos.get(r) ?? null);
-          for (let r = 0; r < this.size; r++) this.agent.send(r, { t: "peers", table });
+          for (let r = 0; r < this.size; r++) this.send(r, { t: "peers", table });
         }
         break;
       case "fin":
@@ -149,7 +268,7 @@ class Job {
         this.broadcastGone(rank, msg.sentTo, "finalized");
         break;
       case "abort":
-        this.fail(msg.code, `rank ${rank} (host ${this.agent.plan.host}) called abort(${msg.code}): ${msg.reason}`);
+        this.fail(msg.code, `rank ${rank} (host ${this.hostOf(rank)}) called abort(${msg.code}): ${msg.reason}`);
         break;
     }
   }
@@ -157,7 +276,7 @@ class Job {
   private exit(rank: number, code: number | null, signal: string | null): void {
     this.exited.add(rank);
     if (this.failure) return;
-    const where = `rank ${rank} (host ${this.agent.plan.host})`;
+    const where = `rank ${rank} (host ${this.hostOf(rank)})`;
     if (signal) {
       this.fail(128 + signalNumber(signal), `${where} was killed by signal ${signal}`);
     } else if (code !== 0) {
@@ -172,29 +291,32 @@ class Job {
     }
   }
 
+  private lost(rank: number, why: string): void {
+    this.exited.add(rank);
+    this.fail(1, `${why}; rank ${rank} is lost`);
+  }
+
   /** A rank that exits without init() strands every rank waiting for it in init(). */
   private checkInitDeadlock(): void {
     if (this.neverInit.size === 0 || this.hellos.size === 0 || this.failure) return;
     const gone = [...this.neverInit].sort((a, b) => a - b);
     const waiting = [...this.hellos.keys()].sort((a, b) => a - b);
-    this.fail(
-      1,
-      `rank ${gone.join(", ")} exited without calling init() while rank ${waiting.join(", ")} waited for it in init()`,
-    );
+    this.fail(1, `rank ${gone.join(", ")} exited without calling init() while rank ${waiting.join(", ")} waited for it in init()`);
   }
 
   private broadcastGone(rank: number, sentTo: number[], how: GoneHow): void {
     for (let r = 0; r < this.size; r++) {
-      if (r !== rank && !this.exited.has(r)) this.agent.send(r, { t: "gone", rank, sentTo, how });
+      if (r !== rank && !this.exited.has(r)) this.send(r, { t: "gone", rank, sentTo, how });
     }
   }
 
   private fail(code: number, message: string): void {
     if (this.failure) return;
     this.failure = { code };
-    const live = this.size - this.exited.size;
+    for (const f of this.failureHooks.splice(0)) f();
+    const live = this.agentOf.size > 0 ? this.size - this.exited.size : 0;
     this.out.note(live > 0 ? `${message}; stopping ${live} rank${live === 1 ? "" : "s"}` : message);
-    this.agent.signal("SIGTERM");
-    this.killTimer = setTimeout(() => this.agent.signal("SIGKILL"), STOP_GRACE_MS);
+    this.signalAll("SIGTERM");
+    this.killTimer = setTimeout(() => this.signalAll("SIGKILL"), STOP_GRACE_MS);
   }
 }

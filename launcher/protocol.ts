@@ -1,0 +1,37 @@
+/**
+ * The launcher's channel to a remote host agent: JSON lines over the launch agent's standard
+ * input and output (ssh or srun carry them unchanged). Data between ranks never goes this way.
+ */
+import type { LauncherToRank, RankToLauncher } from "../src/control.js";
+import type { RankSpec } from "./agent.js";
+
+/** What a remote agent needs to start its host's ranks. */
+export interface RemotePlan {
+  host: string;
+  /** Program and arguments of a rank; the element SCRIPT is replaced by the script's path there. */
+  command: string[];
+  /** The compiled script (TypeScript is compiled once, by the launcher), or null to run `command` as is. */
+  bundle: string | null;
+  cwd: string;
+  /** Variables for every rank of the host, on top of the agent's own environment. */
+  env: Record<string, string>;
+  ranks: RankSpec[];
+  /** Address the ranks listen on for other hosts; null when the job has one host. */
+  tcpAddress: string | null;
+}
+
+/** Placeholder in RemotePlan.command for the compiled script's path on the remote host. */
+export const SCRIPT = "\u0000script";
+
+export type LauncherToAgent =
+  | { t: "plan"; plan: RemotePlan }
+  | { t: "send"; rank: number; msg: LauncherToRank }
+  | { t: "signal"; sig: NodeJS.Signals };
+
+export type AgentToLauncher =
+  /** The agent runs; `client`/`server` are the ssh connection's ends as this host sees them. */
+  | { t: "ready"; client: string | null; server: string | null; tcpAddress: string | null }
+  | { t: "control"; rank: number; msg: RankToLauncher }
+  | { t: "output"; rank: number; stream: "stdout" | "stderr"; line: string }
+  | { t: "exit"; rank: number; code: number | null; signal: string | null }
+  | { t: "error"; message: string };

@@ -1,0 +1,96 @@
+#!/usr/bin/env node
+/**
+ * The tsmpi agent on a remote host, started once per host by the launch agent (ssh, srun):
+ * runs that host's ranks with the same HostAgent the launcher uses for its own host, and relays
+ * control messages, output lines and exit statuses over its stdin/stdout as JSON lines. When its
+ * stdin closes (the launcher died, or the connection was lost) it stops its ranks and exits: a
+ * remote command outlives a dead ssh otherwise.
+ *   usage: remote-agent.js [--tcp-if SPEC]
+ */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { interfaceAddress, sshClientAddress, sshServerAddress } from "./addresses.js";
+import { HostAgent } from "./agent.js";
+import { SCRIPT, type AgentToLauncher, type LauncherToAgent, type RemotePlan } from "./protocol.js";
+
+const STOP_GRACE_MS = 2000;
+
+function say(msg: AgentToLauncher): void {
+  process.stdout.write(`${JSON.stringify(msg)}\n`);
+}
+
+const ifArg = process.argv.indexOf("--tcp-if");
+const tcpIf = ifArg > 0 ? process.argv[ifArg + 1] : undefined;
+const chosen = tcpIf ? interfaceAddress(tcpIf) : undefined;
+if (tcpIf && !chosen) {
+  say({ t: "error", message: `--tcp-if ${tcpIf}: this host has no IPv4 address on that interface or in that block` });
+  process.exit(1);
+}
+say({ t: "ready", client: sshClientAddress() ?? null, server: sshServerAddress() ?? null, tcpAddress: chosen ?? null });
+
+let agent: HostAgent | null = null;
+let jobDir: string | null = null;
+let finished = false;
+const input = createInterface({ input: process.stdin });
+
+function stop(): void {
+  if (!agent) process.exit(0);
+  agent.signal("SIGTERM");
+  setTimeout(() => agent?.signal("SIGKILL"), STOP_GRACE_MS).unref();
+}
+
+async function start(plan: RemotePlan): Promise<void> {
+  jobDir = mkdtempSync(join(tmpdir(), "tsmpi-"));
+  let command = plan.command;
+  if (plan.bundle !== null) {
+    const file = join(jobDir, "main.mjs");
+    writeFileSync(file, plan.bundle);
+    command = command.map((a) => (a === SCRIPT ? file : a));
+  }
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v;
+  Object.assign(env, plan.env, { TSMPI_JOB_DIR: jobDir }, plan.tcpAddress ? { TSMPI_TCP_ADDRESS: plan.tcpAddress } : {});
+  agent = new HostAgent(
+    { host: plan.host, command, cwd: plan.cwd, env, ranks: plan.ranks },
+    {
+      control: (rank, msg) => say({ t: "control", rank, msg }),
+      output: (rank, stream, line) => say({ t: "output", rank, stream, line }),
+      exit: (rank, code, signal) => say({ t: "exit", rank, code, signal }),
+    },
+  );
+  await agent.run();
+  finished = true;
+  rmSync(jobDir, { recursive: true, force: true });
+  // Everything is reported: stop reading so the event loop empties and the agent exits.
+  input.close();
+  process.stdin.destroy();
+}
+
+input.on("line", (text) => {
+  let msg: LauncherToAgent;
+  try {
+    msg = JSON.parse(text) as LauncherToAgent;
+  } catch {
+    say({ t: "error", message: `unreadable message from the launcher: ${text.slice(0, 80)}` });
+    return;
+  }
+  if (msg.t === "plan") {
+    start(msg.plan).catch((e: unknown) => {
+      say({ t: "error", message: `cannot start the ranks: ${(e as Error).message}` });
+      process.exitCode = 1;
+      input.close();
+      process.stdin.destroy();
+    });
+  } else if (msg.t === "send") agent?.send(msg.rank, msg.msg);
+  else if (msg.t === "signal") agent?.signal(msg.sig);
+});
+// The launcher is gone: stop the ranks; the agent exits when they have.
+input.on("close", () => {
+  if (!finished) stop();
+});
+process.on("exit", () => {
+  if (jobDir) rmSync(jobDir, { recursive: true, force: true });
+});
+for (const sig of ["SIGTERM", "SIGINT", "SIGHUP"] as const) process.on(sig, stop);
