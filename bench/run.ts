@@ -35,6 +35,9 @@ execFileSync(process.execPath, ["--import", "tsx", "bench/heat.ts"], { cwd: root
 console.log("\n== task pool: bench/pool.ts");
 execFileSync(process.execPath, ["--import", "tsx", "bench/pool.ts"], { cwd: root, stdio: "inherit" });
 
+console.log("\n== start-up across hosts: bench/hosts.ts");
+execFileSync(process.execPath, ["--import", "tsx", "bench/hosts.ts"], { cwd: root, stdio: "inherit" });
+
 console.log("\n== start-up: tsmpirun -n 16 examples/hello.ts (median of 7, wall time)");
 const withCerts = startup(process.env);
 const { NODE_EXTRA_CA_CERTS: _certs, ...plainEnv } = process.env;

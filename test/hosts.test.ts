@@ -1,0 +1,133 @@
+// Many hosts for real: three pretend cluster hosts (network namespaces on a bridge, each with its
+// own sshd; test/rig/hosts-up.sh), reached over ssh as on a cluster. Needs root and iproute2;
+// elsewhere these tests are reported as skipped, never as passed.
+import { spawnSync } from "node:child_process";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { fixture, leftovers, newMark, ROOT, run, start, waitForOutput } from "./helpers.js";
+
+const RIG = "/tmp/tsmpi-rig-test";
+const canRig = process.getuid?.() === 0 && spawnSync("ip", ["netns", "list"]).status === 0;
+if (!canRig) console.warn("hosts.test.ts: skipped: the multi-host rig needs root and iproute2 (ip netns)");
+
+const agent = `ssh -F ${RIG}/ssh_config`;
+/** Parses where.ts's JSON lines, by rank. */
+function where(stdout: string) {
+  return stdout.trim().split("\n").map((l) => JSON.parse(l) as { rank: number; local: number[]; host: string; addresses: string[]; mark: string | null; heard: string; sum: number; cwd: string }).sort((a, b) => a.rank - b.rank);
+}
+const address = (host: string) => `10.77.0.${10 + Number(host.slice(1))}`;
+
+/** PID of the rank process with TSMPI_RANK=rank whose environment holds `mark`. */
+function rankPid(mark: string, rank: number): number | undefined {
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const env = readFileSync(`/proc/${entry}/environ`, "latin1").split("\0");
+      if (env.includes(`TSMPI_TEST_MARK=${mark}`) && env.includes(`TSMPI_RANK=${rank}`)) return Number(entry);
+    } catch {
+      // gone
+    }
+  }
+  return undefined;
+}
+
+describe.skipIf(!canRig)("many hosts (3 network namespaces with sshd)", () => {
+  beforeAll(() => {
+    const r = spawnSync("bash", [join(ROOT, "test/rig/hosts-up.sh"), "3", RIG], { encoding: "utf8" });
+    if (r.status !== 0) throw new Error(`rig did not come up:\n${r.stdout}\n${r.stderr}`);
+  }, 180_000);
+  afterAll(() => {
+    spawnSync("bash", [join(ROOT, "test/rig/hosts-down.sh"), RIG]);
+  });
+
+  it("heat on 3 hosts × 2 slots gives the same fieldHash as on one rank", async () => {
+    const args = ["examples/heat.ts", "--n", "96", "--steps", "60", "--json"];
+    const many = await run(["--hostfile", `${RIG}/hostfile`, "--launch-agent", agent, ...args]);
+    expect(many.stderr).toBe("");
+    expect(many.exitCode).toBe(0);
+    const one = await run(["-n", "1", ...args]);
+    const [a, b] = [many, one].map((r) => JSON.parse(r.stdout.trim().split("\n").pop()!));
+    expect(a.ranks).toBe(6); // -n defaults to the hostfile's slots
+    expect(a.fieldHash).toBe(b.fieldHash);
+  });
+
+  it("--map-by slot and --map-by node put each rank where they say, and ranks on different hosts talk", async () => {
+    const mark = newMark();
+    for (const mapBy of ["slot", "node"]) {
+      const r = await run(["--hostfile", `${RIG}/hostfile`, "--launch-agent", agent, "--map-by", mapBy, "-x", `TSMPI_TEST_MARK=${mark}`, fixture("where.ts")]);
+      expect(r.stderr).toBe("");
+      expect(r.exitCode).toBe(0);
+      const ranks = where(r.stdout);
+      expect(ranks.map((x) => x.rank)).toEqual([0, 1, 2, 3, 4, 5]);
+      for (const x of ranks) {
+        const host = mapBy === "slot" ? `h${Math.floor(x.rank / 2) + 1}` : `h${(x.rank % 3) + 1}`;
+        expect(x.host, `rank ${x.rank} with --map-by ${mapBy}`).toBe(host);
+        expect(x.addresses).toEqual([address(host)]); // really in that host's namespace
+        expect(x.local).toEqual([mapBy === "slot" ? x.rank % 2 : Math.floor(x.rank / 3), 2]);
+        expect(x.mark).toBe(mark); // -x reaches remote ranks
+        expect(x.cwd).toBe(resolve(ROOT)); // and so does the working directory
+        expect(x.heard).toBe(`from ${(x.rank + 5) % 6}`);
+        expect(x.sum).toBe(15);
+      }
+    }
+    expect(await leftovers(mark)).toEqual([]);
+  });
+
+  it("mixes this machine with remote hosts, and honours --host, --oversubscribe and --tcp-if", async () => {
+    const r = await run(["--host", "localhost:2,h2:1,h3", "--launch-agent", agent, "--tcp-if", "10.77.0.0/24", fixture("where.ts")]);
+    expect(r.exitCode).toBe(0);
+    expect(where(r.stdout).map((x) => x.host)).toEqual(["localhost", "localhost", "h2", "h3"]);
+    const over = await run(["--host", "h1:2,h2:2", "--launch-agent", agent, "-n", "5", fixture("where.ts")]);
+    expect(over.exitCode).toBe(2);
+    expect(over.stderr).toContain("-n 5: --host has 4 slots (h1:2, h2:2); add --oversubscribe to run more ranks than slots");
+    const ok = await run(["--host", "h1:2,h2:2", "--launch-agent", agent, "-n", "5", "--oversubscribe", fixture("where.ts")]);
+    expect(ok.exitCode).toBe(0);
+    expect(where(ok.stdout).map((x) => x.host)).toEqual(["h1", "h1", "h2", "h2", "h1"]);
+  });
+
+  it("a rank killed on a remote host ends the job naming its host; nothing is left on any host", async () => {
+    const mark = newMark();
+    const job = start(["--hostfile", `${RIG}/hostfile`, "--launch-agent", agent, "-x", `TSMPI_TEST_MARK=${mark}`, fixture("wait-forever.ts")]);
+    await waitForOutput(job, "ready", 6);
+    process.kill(rankPid(mark, 4)!, "SIGKILL");
+    const r = await job;
+    expect(r.exitCode).toBe(137);
+    expect(String(r.stderr)).toMatch(/tsmpirun: rank 4 \(host h3\) was killed by signal SIGKILL; stopping 5 ranks/);
+    expect(await leftovers(mark)).toEqual([]);
+    const code = await run(["--hostfile", `${RIG}/hostfile`, "--launch-agent", agent, "-x", `TSMPI_TEST_MARK=${mark}`, fixture("fail-exit.ts"), "3", "7"]);
+    expect(code.exitCode).toBe(7);
+    expect(code.stderr).toContain("tsmpirun: rank 3 (host h2) exited with code 7");
+    expect(await leftovers(mark)).toEqual([]);
+  });
+
+  it("kill -9 of the launcher, or Ctrl-C, leaves nothing running on any host", async () => {
+    const mark = newMark();
+    const job = start(["--hostfile", `${RIG}/hostfile`, "--launch-agent", agent, "-x", `TSMPI_TEST_MARK=${mark}`, fixture("wait-forever.ts"), "timer"]);
+    await waitForOutput(job, "ready", 6);
+    job.kill("SIGKILL");
+    await job;
+    expect(await leftovers(mark, 10_000)).toEqual([]);
+    const again = start(["--hostfile", `${RIG}/hostfile`, "--launch-agent", agent, "-x", `TSMPI_TEST_MARK=${mark}`, fixture("wait-forever.ts")]);
+    await waitForOutput(again, "ready", 6);
+    again.kill("SIGINT");
+    const r = await again;
+    expect(r.exitCode).toBe(130);
+    expect(await leftovers(mark, 10_000)).toEqual([]);
+  });
+
+  it("a host that does not answer, or does not exist, is a clear error within 10 s naming it", async () => {
+    const mark = newMark();
+    const file = join(RIG, "hostfile-bad");
+    writeFileSync(file, "h1 slots=2\n10.77.0.250 slots=2   # never answers\n");
+    const t0 = Date.now();
+    const r = await run(["--hostfile", file, "--launch-agent", agent, "-x", `TSMPI_TEST_MARK=${mark}`, "examples/hello.ts"]);
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toMatch(/tsmpirun: cannot start on host 10\.77\.0\.250: ssh exited with code 255: .*(No route to host|timed out)|host 10\.77\.0\.250 did not answer within/);
+    const unknown = await run(["--host", "h1,no-such-host.invalid", "--launch-agent", agent, "examples/hello.ts"]);
+    expect(unknown.exitCode).toBe(1);
+    expect(unknown.stderr).toMatch(/cannot start on host no-such-host\.invalid: .*Could not resolve hostname/);
+    expect(await leftovers(mark)).toEqual([]);
+  });
+});
