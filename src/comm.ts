@@ -253,21 +253,23 @@ export class Communicator {
    * each rank's `extra` on the way (split's color and key).
    */
   private async agreeContext<E>(extra: E): Promise<{ ctx: number; extras: E[] }> {
+    // One channel, taken now (in call order, like every collective), for all the rounds below:
+    // taking a new one per round after an await would let concurrent creations on this
+    // communicator take their tags in different orders on different ranks.
+    const ch = this.collective();
     let extras: E[] | undefined;
     for (;;) {
       while (usedContexts.has(nextContext)) nextContext++;
-      const proposals = await this.allgather<[number, E]>([nextContext, extra]);
+      const proposals = await coll.allgather<[number, E]>(ch, [nextContext, extra]);
       extras ??= proposals.map((p) => p[1]);
       const ctx = Math.max(...proposals.map((p) => p[0]));
       const free = !usedContexts.has(ctx);
       if (free) usedContexts.add(ctx); // reserve it now: another creation may be under way
-      if (await this.allreduce(free, "land")) return { ctx, extras };
+      if (await coll.allreduce(ch, free, "land")) return { ctx, extras };
       if (free) usedContexts.delete(ctx);
       nextContext = Math.max(nextContext, ctx + 1);
     }
   }
-
-  // ---- internals ------------------------------------------------------------------------------
 
   /**
    * @internal A private channel for one collective call: its own tag (every rank numbers its

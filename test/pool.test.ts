@@ -23,6 +23,17 @@ describe("taskPool", () => {
   });
 });
 
+describe("taskPool worker death", () => {
+  it("a worker that dies ends the job with its exit code, naming it; nothing is left", async () => {
+    const mark = newMark();
+    const r = await run(["-n", "3", "-x", `TSMPI_TEST_MARK=${mark}`, fixture("pool-die.ts")]);
+    expect(r.exitCode).toBe(3);
+    expect(r.stderr).toMatch(/tsmpirun: rank [12] \(host [^)]+\) exited with code 3/);
+    expect(r.stdout).not.toContain("should not get here");
+    expect(await leftovers(mark)).toEqual([]);
+  });
+});
+
 describe("examples/sweep.ts", () => {
   async function sweep(n: number, args: string[]) {
     const r = await run(["-n", String(n), "examples/sweep.ts", ...args, "--json"]);
