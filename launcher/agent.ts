@@ -9,6 +9,8 @@ export interface RankSpec {
   rank: number;
   /** Variables for this rank only (TSMPI_RANK and friends). */
   env: Record<string, string>;
+  /** The launcher's standard input is forwarded to this rank (rank 0, as mpirun does). */
+  stdin?: boolean;
 }
 
 export interface HostPlan {
@@ -37,14 +39,16 @@ export interface Agent {
   send(rank: number, msg: LauncherToRank): void;
   /** Signals every rank of this host still running. */
   signal(sig: NodeJS.Signals): void;
+  /** Writes to a rank's standard input (null closes it); resolves when it may take more. */
+  feed(rank: number, chunk: Buffer | null): Promise<void>;
 }
 
-function spawnRank(file: string, args: string[], cwd: string, env: Record<string, string>) {
+function spawnRank(file: string, args: string[], cwd: string, env: Record<string, string>, stdin: boolean) {
   return execa(file, args, {
     cwd,
     env,
     extendEnv: false,
-    stdin: "ignore",
+    stdin: stdin ? "pipe" : "ignore",
     ipc: true,
     serialization: "json",
     buffer: false,
@@ -92,6 +96,24 @@ export class HostAgent implements Agent {
     }
   }
 
+  /**
+   * Writes to a rank's standard input (`null` closes it); resolves once the chunk is in the pipe,
+   * so a rank that does not read holds the launcher's input back instead of filling memory.
+   */
+  feed(rank: number, chunk: Buffer | null): Promise<void> {
+    const input = this.running.get(rank)?.proc.stdin;
+    if (!input || input.destroyed || input.writableEnded) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        input.off("close", done);
+        resolve();
+      };
+      input.once("close", done); // the rank exited or closed its input: stop waiting
+      if (chunk === null) input.end(done);
+      else input.write(chunk, () => done());
+    });
+  }
+
   /** Signals every rank still running, with its process group (so its own children go too). */
   signal(sig: NodeJS.Signals): void {
     for (const r of this.running.values()) {
@@ -105,7 +127,9 @@ export class HostAgent implements Agent {
   }
 
   private async runRank(file: string, args: string[], spec: RankSpec): Promise<void> {
-    const proc = spawnRank(file, args, this.plan.cwd, { ...this.plan.env, ...spec.env });
+    const proc = spawnRank(file, args, this.plan.cwd, { ...this.plan.env, ...spec.env }, spec.stdin === true);
+    // A rank that exits or closes its input while we still write to it is not an error.
+    proc.stdin?.on("error", () => {});
     const r: Running = { proc, exited: false };
     this.running.set(spec.rank, r);
     const lines = (["stdout", "stderr"] as const).map(async (from) => {

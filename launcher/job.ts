@@ -41,6 +41,14 @@ function definedOnly(env: Record<string, string | undefined>): Record<string, st
   return Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined));
 }
 
+function stdinIsData(): boolean {
+  try {
+    return !process.stdin.isTTY;
+  } catch {
+    return false; // no standard input at all
+  }
+}
+
 /** Hosts from --host, --hostfile, the batch allocation, or just this machine. */
 export function resolveHosts(opts: LaunchOptions): Hosts {
   if (opts.hosts.length > 0 && opts.hostfile) throw new UsageError("--host and --hostfile: give one or the other");
@@ -117,6 +125,11 @@ class Job {
   private killTimer: NodeJS.Timeout | undefined;
   private interrupted = false;
   private readonly events: HostEvents;
+  /**
+   * The launcher's standard input goes to rank 0, as with mpirun, when it is a pipe or a file. A
+   * terminal is not read: a job in the background would be stopped for reading it (SIGTTIN).
+   */
+  private readonly forwardStdin = stdinIsData();
 
   constructor(
     private readonly opts: LaunchOptions,
@@ -139,6 +152,7 @@ class Job {
   private rankSpecs(p: Placement): RankSpec[] {
     return p.ranks.map((rank, local) => ({
       rank,
+      stdin: rank === 0 && this.forwardStdin,
       env: {
         TSMPI_RANK: String(rank),
         TSMPI_SIZE: String(this.size),
@@ -167,8 +181,10 @@ class Job {
         : undefined;
     try {
       const runs = await this.startHosts(start);
+      if (runs && this.forwardStdin) void this.pumpStdin();
       if (runs) await Promise.all(runs);
     } finally {
+      if (this.forwardStdin) process.stdin.destroy(); // stop reading, so the launcher can exit
       clearTimeout(timer);
       clearTimeout(this.killTimer);
       for (const r of this.remotes) r.close();
@@ -236,6 +252,18 @@ class Job {
       }
     }
     return runs;
+  }
+
+  /** Copies the launcher's standard input to rank 0, at the pace rank 0 reads it. */
+  private async pumpStdin(): Promise<void> {
+    const agent = this.agentOf.get(0);
+    if (!agent) return;
+    try {
+      for await (const chunk of process.stdin) await agent.feed(0, chunk as Buffer);
+      await agent.feed(0, null);
+    } catch {
+      // The input was closed under us (the job ended): nothing more to forward.
+    }
   }
 
   private failureHooks: (() => void)[] = [];

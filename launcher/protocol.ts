@@ -26,7 +26,9 @@ export const SCRIPT = "\u0000script";
 export type LauncherToAgent =
   | { t: "plan"; plan: RemotePlan }
   | { t: "send"; rank: number; msg: LauncherToRank }
-  | { t: "signal"; sig: NodeJS.Signals };
+  | { t: "signal"; sig: NodeJS.Signals }
+  /** Standard input for a rank, base64; null closes it. */
+  | { t: "stdin"; rank: number; data: string | null };
 
 export type AgentToLauncher =
   /** The agent runs; `client`/`server` are the ssh connection's ends as this host sees them. */
@@ -34,4 +36,6 @@ export type AgentToLauncher =
   | { t: "control"; rank: number; msg: RankToLauncher }
   | { t: "output"; rank: number; stream: "stdout" | "stderr"; line: string }
   | { t: "exit"; rank: number; code: number | null; signal: string | null }
-  | { t: "error"; message: string };
+  | { t: "error"; message: string }
+  /** A rank's standard input can take more (after a write that filled it). */
+  | { t: "drained"; rank: number };

@@ -85,6 +85,10 @@ input.on("line", (text) => {
     });
   } else if (msg.t === "send") agent?.send(msg.rank, msg.msg);
   else if (msg.t === "signal") agent?.signal(msg.sig);
+  else if (msg.t === "stdin" && agent) {
+    const rank = msg.rank;
+    void agent.feed(rank, msg.data === null ? null : Buffer.from(msg.data, "base64")).then(() => say({ t: "drained", rank }));
+  }
 });
 // The launcher is gone: stop the ranks; the agent exits when they have.
 input.on("close", () => {

@@ -85,7 +85,12 @@ export class RemoteHost implements Agent {
       if (this.ranks.length > 0) this.events.note(`host ${this.host}: ${line}`);
     });
     createInterface({ input: proc.stdout! }).on("line", (line) => this.receive(line));
-    this.exited = proc.then((r) => ({ exitCode: r.exitCode, signal: r.signal }));
+    this.exited = proc.then((r) => {
+      // Nobody will answer for the input any more.
+      this.exitedNow = true;
+      for (const w of this.drainWaiters.splice(0)) w();
+      return { exitCode: r.exitCode, signal: r.signal };
+    });
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new AgentStartError(`host ${this.host} did not answer within ${AGENT_START_TIMEOUT_MS / 1000} s (${this.describe()})`)), AGENT_START_TIMEOUT_MS);
@@ -124,6 +129,17 @@ export class RemoteHost implements Agent {
   send(rank: number, msg: LauncherToRank): void {
     this.write({ t: "send", rank, msg });
   }
+
+  /** Forwards standard input to a rank there; resolves when the agent has put it in the rank's pipe. */
+  feed(rank: number, chunk: Buffer | null): Promise<void> {
+    if (this.exitedNow) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.drainWaiters.push(resolve);
+      this.write({ t: "stdin", rank, data: chunk === null ? null : chunk.toString("base64") });
+    });
+  }
+  private readonly drainWaiters: (() => void)[] = [];
+  private exitedNow = false;
 
   signal(sig: NodeJS.Signals): void {
     this.write({ t: "signal", sig });
@@ -182,6 +198,9 @@ export class RemoteHost implements Agent {
         break;
       case "error":
         this.events.note(`host ${this.host}: ${msg.message}`);
+        break;
+      case "drained":
+        this.drainWaiters.shift()?.();
         break;
     }
   }

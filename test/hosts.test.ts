@@ -86,6 +86,15 @@ describe.skipIf(!canRig)("many hosts (3 network namespaces with sshd)", () => {
     expect(where(ok.stdout).map((x) => x.host)).toEqual(["h1", "h1", "h2", "h2", "h1"]);
   });
 
+  it("standard input reaches rank 0 on a remote host", async () => {
+    const input = Array.from({ length: 20_000 }, (_, i) => `line ${i + 1}`).join("\n") + "\n";
+    const r = await run(["--hostfile", `${RIG}/hostfile`, "--launch-agent", agent, fixture("stdin.ts")], { input });
+    expect(r.exitCode).toBe(0);
+    const got = r.stdout.trim().split("\n").map((l) => JSON.parse(l)).sort((a, b) => a.rank - b.rank);
+    expect(got[0]).toEqual({ rank: 0, lines: 20_000, first: "line 1", last: "line 20000" });
+    expect(got.slice(1).every((x) => x.lines === 0)).toBe(true);
+  });
+
   it("a rank killed on a remote host ends the job naming its host; nothing is left on any host", async () => {
     const mark = newMark();
     const job = start(["--hostfile", `${RIG}/hostfile`, "--launch-agent", agent, "-x", `TSMPI_TEST_MARK=${mark}`, fixture("wait-forever.ts")]);

@@ -143,6 +143,21 @@ describe("tsmpirun on one machine", () => {
     }
   });
 
+  it("standard input goes to rank 0 (the others get none), and unread input does not hold the job", async () => {
+    const input = Array.from({ length: 50_000 }, (_, i) => `line ${i + 1}`).join("\n") + "\n";
+    const r = await run(["-n", "3", fixture("stdin.ts")], { input });
+    expect(r.exitCode).toBe(0);
+    const got = r.stdout.trim().split("\n").map((l) => JSON.parse(l)).sort((a, b) => a.rank - b.rank);
+    expect(got).toEqual([
+      { rank: 0, lines: 50_000, first: "line 1", last: "line 50000" },
+      { rank: 1, lines: 0, first: null, last: null },
+      { rank: 2, lines: 0, first: null, last: null },
+    ]);
+    const unread = await run(["-n", "2", "examples/hello.ts"], { input: "x".repeat(8 << 20) });
+    expect(unread.exitCode).toBe(0);
+    expect(unread.stdout).toContain("hello from rank 1 of 2");
+  });
+
   it("two jobs at once do not collide", async () => {
     const [a, b] = await Promise.all([run(["-n", "3", fixture("p2p-suite.ts")]), run(["-n", "3", fixture("p2p-suite.ts")])]);
     expect([a.exitCode, b.exitCode]).toEqual([0, 0]);
