@@ -103,13 +103,22 @@ function fromFrame(code: number, buf: Buffer): unknown {
 // unpacking are synchronous, so no other message can interleave with them.
 let sideOut: Buffer[] = [];
 let sideIn: Buffer[] = [];
+/** True while tsmpi itself packs: msgpackr's extension table is process-wide, so the same
+ * extensions also run when the user's own code packs with msgpackr. */
+let packing = false;
 
-function writeBinary(v: ArrayBufferView | ArrayBuffer): [number, number] {
+function writeBinary(v: ArrayBufferView | ArrayBuffer): unknown[] {
+  if (!packing) {
+    // Someone else's msgpackr.pack(): keep the bytes in the packed data itself (latin1 maps each
+    // byte to one character, and back).
+    return [binaryCode(v), -1, Buffer.from(bytesOf(v)).toString("latin1")];
+  }
   sideOut.push(bytesOf(v));
   return [binaryCode(v), sideOut.length - 1];
 }
 function readBinary(ref: unknown): unknown {
-  const [code, index] = ref as [number, number];
+  const [code, index, inline] = ref as [number, number, string?];
+  if (index === -1) return fromFrame(code, Buffer.from(inline ?? "", "latin1"));
   const buf = sideIn[index + 1]; // frame 0 is the packed value itself
   if (!buf) throw new MpiError(`corrupt message: missing binary frame ${index}`);
   return fromFrame(code, buf);
@@ -124,6 +133,7 @@ addExtension({
   Class: Function,
   type: 0x23,
   write(fn: Function) {
+    if (!packing) return null; // someone else's pack(): a function unpacks as undefined, no error
     throw new MpiError(`a function (${fn.name || "anonymous"}) cannot be sent`);
   },
   read: () => undefined,
@@ -147,11 +157,14 @@ export function encode(value: unknown): Encoded {
   }
   sideOut = [];
   let packed: Buffer;
+  packing = true;
   try {
     packed = packr.pack(value);
   } catch (e) {
     if (e instanceof MpiError) throw e;
     throw new MpiError(`value cannot be encoded: ${(e as Error).message}`);
+  } finally {
+    packing = false;
   }
   const frames = [packed, ...sideOut];
   sideOut = [];

@@ -1,5 +1,6 @@
 // The wire format on its own: values to frames and back, as a receiver would see them.
 import { describe, expect, it } from "vitest";
+import { pack, unpack } from "msgpackr";
 import { decode, decodeInto, encode, Kind } from "../src/wire.js";
 import { MpiError, TruncateError } from "../src/errors.js";
 
@@ -10,6 +11,21 @@ function roundTrip(v: unknown): unknown {
 }
 
 describe("wire format", () => {
+  it("leaves the user's own msgpackr usable: typed arrays keep their bytes there", () => {
+    // msgpackr's extension table is process-wide; tsmpi's extensions must not break other users.
+    const v = { a: new Float32Array([1.5, -2]), b: new Uint8Array([0, 200, 255]), c: new BigInt64Array([-3n]), d: new ArrayBuffer(2) };
+    const back = unpack(pack(v)) as typeof v;
+    expect(back.a).toBeInstanceOf(Float32Array);
+    expect([...back.a, ...back.b, ...back.c]).toEqual([1.5, -2, 0, 200, 255, -3n]);
+    expect(back.d.byteLength).toBe(2);
+    expect(unpack(pack({ f: () => 1 }))).toEqual({ f: undefined });
+    // and tsmpi's own encoding still sends those bytes as side frames, not inside the msgpack
+    const e = encode(v);
+    expect(e.frames).toHaveLength(5);
+    expect(e.frames[0]!.byteLength).toBeLessThan(60);
+    expect(() => encode({ f: () => 1 })).toThrow(/a function \(f\) cannot be sent/);
+  });
+
   it("keeps the type of every structured-clone value", () => {
     const values: unknown[] = [null, undefined, NaN, -Infinity, 7n, -(2n ** 90n), "ü", [1, [2]], { a: { b: undefined } }, new Map([[1, new Set(["x"])]]), new Date(5)];
     for (const v of values) expect(roundTrip(v)).toEqual(v);
