@@ -86,6 +86,17 @@ describe.skipIf(!canRig)("many hosts (3 network namespaces with sshd)", () => {
     expect(where(ok.stdout).map((x) => x.host)).toEqual(["h1", "h1", "h2", "h2", "h1"]);
   });
 
+  it("inside a PBS allocation, hosts and slots come from PBS_NODEFILE", async () => {
+    const nodefile = join(RIG, "pbs_nodefile");
+    writeFileSync(nodefile, "h2\nh2\nh3\nh1\n"); // a host once per slot, as PBS writes it
+    const r = await run(["--launch-agent", agent, fixture("where.ts")], { env: { PBS_NODEFILE: nodefile } });
+    expect(r.stderr).toBe("");
+    expect(r.exitCode).toBe(0);
+    const ranks = where(r.stdout);
+    expect(ranks.map((x) => x.host)).toEqual(["h2", "h2", "h3", "h1"]); // -n defaults to the slots
+    for (const x of ranks) expect(x.addresses).toEqual([address(x.host)]);
+  });
+
   it("standard input reaches rank 0 on a remote host", async () => {
     const input = Array.from({ length: 20_000 }, (_, i) => `line ${i + 1}`).join("\n") + "\n";
     const r = await run(["--hostfile", `${RIG}/hostfile`, "--launch-agent", agent, fixture("stdin.ts")], { input });
