@@ -2,6 +2,7 @@
  * The host agent: starts the ranks of one host and reports on them. The launcher runs one
  * in-process for its own host; on a remote host the same code runs behind the launch agent.
  */
+import { existsSync } from "node:fs";
 import { execa } from "execa";
 import type { LauncherToRank, RankToLauncher } from "../src/control.js";
 
@@ -43,10 +44,20 @@ export interface Agent {
   feed(rank: number, chunk: Buffer | null): Promise<void>;
 }
 
+/**
+ * util-linux's setpriv (on every Debian-like system) starts the rank with a parent-death signal:
+ * the kernel kills the rank the moment the process that started it dies, even while the rank is
+ * busy computing and cannot notice anything itself. It execs the rank: no extra process. Where it
+ * is missing, the rank starts a watchdog thread instead (rank-hooks.ts). TSMPI_SETPRIV=0 turns
+ * it off.
+ */
+const SETPRIV = process.env.TSMPI_SETPRIV === "0" ? undefined : ["/usr/bin/setpriv", "/bin/setpriv"].find((p) => existsSync(p));
+
 function spawnRank(file: string, args: string[], cwd: string, env: Record<string, string>, stdin: boolean) {
-  return execa(file, args, {
+  const [cmd, argv] = SETPRIV ? [SETPRIV, ["--pdeathsig", "KILL", "--", file, ...args]] : [file, args];
+  return execa(cmd, argv, {
     cwd,
-    env,
+    env: SETPRIV ? { ...env, TSMPI_PDEATHSIG: "1" } : env,
     extendEnv: false,
     stdin: stdin ? "pipe" : "ignore",
     ipc: true,

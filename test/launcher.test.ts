@@ -132,14 +132,17 @@ describe("tsmpirun on one machine", () => {
     });
   }
 
-  it("kill -9 of the launcher: every rank exits by itself within seconds", async () => {
-    for (const mode of ["recv", "timer"]) {
-      const mark = newMark();
-      const job = start(["-n", "4", "-x", `TSMPI_TEST_MARK=${mark}`, fixture("wait-forever.ts"), mode]);
-      await waitForOutput(job, "ready", 4);
-      job.kill("SIGKILL");
-      await job;
-      expect(await leftovers(mark, 5000), `ranks waiting in ${mode}`).toEqual([]);
+  it("kill -9 of the launcher: every rank exits by itself within seconds, even one busy computing", async () => {
+    // With setpriv (a parent-death signal) and without it (the ranks' watchdog thread).
+    for (const setpriv of ["1", "0"]) {
+      for (const mode of ["recv", "timer", "busy"]) {
+        const mark = newMark();
+        const job = start(["-n", "4", "-x", `TSMPI_TEST_MARK=${mark}`, fixture("wait-forever.ts"), mode], { env: { TSMPI_SETPRIV: setpriv } });
+        await waitForOutput(job, "ready", 4);
+        job.kill("SIGKILL");
+        await job;
+        expect(await leftovers(mark, 5000), `ranks waiting in ${mode}, TSMPI_SETPRIV=${setpriv}`).toEqual([]);
+      }
     }
   });
 
