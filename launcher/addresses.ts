@@ -16,15 +16,16 @@ function ipv4ToInt(a: string): number {
 /** The first IPv4 address of this host on interface `spec`, or inside CIDR block `spec`. */
 export function interfaceAddress(spec: string): string | undefined {
   const cidr = /^(\d+\.\d+\.\d+\.\d+)\/(\d+)$/.exec(spec);
-  for (const [name, addrs] of Object.entries(networkInterfaces())) {
-    for (const a of addrs ?? []) {
-      if (a.family !== "IPv4") continue;
-      if (cidr) {
-        const bits = Number(cidr[2]);
-        const mask = bits === 0 ? 0 : (~0 << (32 - bits)) >>> 0;
-        if (((ipv4ToInt(a.address) & mask) >>> 0) === ((ipv4ToInt(cidr[1]!) & mask) >>> 0)) return a.address;
-      } else if (name === spec) return a.address;
-    }
+  // Loopback last: a wide block such as 0.0.0.0/0 means "any address the others can reach".
+  const all = Object.entries(networkInterfaces()).flatMap(([name, addrs]) => (addrs ?? []).map((a) => ({ name, a })));
+  all.sort((x, y) => Number(x.a.internal) - Number(y.a.internal));
+  for (const { name, a } of all) {
+    if (a.family !== "IPv4") continue;
+    if (cidr) {
+      const bits = Number(cidr[2]);
+      const mask = bits === 0 ? 0 : (~0 << (32 - bits)) >>> 0;
+      if (((ipv4ToInt(a.address) & mask) >>> 0) === ((ipv4ToInt(cidr[1]!) & mask) >>> 0)) return a.address;
+    } else if (name === spec) return a.address;
   }
   return undefined;
 }
@@ -47,7 +48,11 @@ export function routeSource(target: string): Promise<string | undefined> {
     };
     s.on("error", () => done(undefined));
     try {
-      s.connect(9, target, () => done(s.address().address));
+      // With no route the connect still "succeeds", with the unspecified address as its source.
+      s.connect(9, target, () => {
+        const a = s.address().address;
+        done(a === "0.0.0.0" ? undefined : a);
+      });
     } catch {
       done(undefined);
     }

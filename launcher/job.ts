@@ -200,6 +200,10 @@ class Job {
     const multiHost = this.placements.length > 1;
     const userEnv = definedOnly(this.opts.env);
     const remote = this.placements.filter((p) => p.remote);
+    const tcpIfHere = this.opts.tcpIf ? interfaceAddress(this.opts.tcpIf) : undefined;
+    if (multiHost && this.opts.tcpIf && !tcpIfHere && this.placements.some((p) => !p.remote)) {
+      throw new UsageError(`--tcp-if ${this.opts.tcpIf}: this host has no IPv4 address on that interface or in that block`);
+    }
     const ready = new Map<string, Awaited<ReturnType<RemoteHost["start"]>>>();
     if (remote.length > 0) {
       const note = (text: string) => this.out.note(text);
@@ -219,12 +223,9 @@ class Job {
         return null;
       }
     }
-    // The address this host's ranks listen on for the others: as a remote host saw us.
-    const seenFromOutside = [...ready.values()].find((g) => g.client)?.client ?? null;
-    const localTcp = multiHost ? (this.opts.tcpIf ? interfaceAddress(this.opts.tcpIf) : undefined) ?? seenFromOutside ?? "127.0.0.1" : null;
-    if (multiHost && this.opts.tcpIf && !interfaceAddress(this.opts.tcpIf) && this.placements.some((p) => !p.remote)) {
-      throw new UsageError(`--tcp-if ${this.opts.tcpIf}: this host has no IPv4 address on that interface or in that block`);
-    }
+    // The address this host's ranks listen on for the others: as a remote host reached us.
+    const seenFromOutside = [...ready.values()].find((g) => g.client)?.client;
+    const localTcp = multiHost ? tcpIfHere ?? seenFromOutside ?? (remote.length > 0 ? ownAddresses()[0] : undefined) ?? "127.0.0.1" : null;
     const runs: Promise<void>[] = [];
     let remoteIndex = 0;
     for (const p of this.placements) {
@@ -240,7 +241,8 @@ class Job {
           cwd: start.cwd,
           env: userEnv,
           ranks,
-          tcpAddress: multiHost ? g.tcpAddress ?? g.server ?? ownAddresses()[0] ?? null : null,
+          multiHost,
+          tcpAddress: g.tcpAddress ?? g.server,
         };
         runs.push(r.run(plan));
       } else {

@@ -16,7 +16,9 @@ export interface RemotePlan {
   /** Variables for every rank of the host, on top of the agent's own environment. */
   env: Record<string, string>;
   ranks: RankSpec[];
-  /** Address the ranks listen on for other hosts; null when the job has one host. */
+  /** The job spans several hosts: the ranks listen on tcp too. */
+  multiHost: boolean;
+  /** Address to listen on for other hosts; null lets the agent choose one of its own. */
   tcpAddress: string | null;
 }
 
@@ -31,7 +33,11 @@ export type LauncherToAgent =
   | { t: "stdin"; rank: number; data: string | null };
 
 export type AgentToLauncher =
-  /** The agent runs; `client`/`server` are the ssh connection's ends as this host sees them. */
+  /**
+   * The agent runs. `client`: the launcher's address as this host reaches it (ssh's client end,
+   * or the launcher address this host has a route to); `server`: this host's own address on that
+   * path; `tcpAddress`: the address --tcp-if chose here.
+   */
   | { t: "ready"; client: string | null; server: string | null; tcpAddress: string | null }
   | { t: "control"; rank: number; msg: RankToLauncher }
   | { t: "output"; rank: number; stream: "stdout" | "stderr"; line: string }

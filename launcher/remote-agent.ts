@@ -5,13 +5,13 @@
  * control messages, output lines and exit statuses over its stdin/stdout as JSON lines. When its
  * stdin closes (the launcher died, or the connection was lost) it stops its ranks and exits: a
  * remote command outlives a dead ssh otherwise.
- *   usage: remote-agent.js [--tcp-if SPEC]
+ *   usage: remote-agent.js [--tcp-if SPEC] [--launcher ADDR,ADDR,...]
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
-import { interfaceAddress, sshClientAddress, sshServerAddress } from "./addresses.js";
+import { interfaceAddress, ownAddresses, routeSource, sshClientAddress, sshServerAddress } from "./addresses.js";
 import { HostAgent } from "./agent.js";
 import { SCRIPT, type AgentToLauncher, type LauncherToAgent, type RemotePlan } from "./protocol.js";
 
@@ -21,14 +21,32 @@ function say(msg: AgentToLauncher): void {
   process.stdout.write(`${JSON.stringify(msg)}\n`);
 }
 
-const ifArg = process.argv.indexOf("--tcp-if");
-const tcpIf = ifArg > 0 ? process.argv[ifArg + 1] : undefined;
+function arg(name: string): string | undefined {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? process.argv[i + 1] : undefined;
+}
+const tcpIf = arg("--tcp-if");
 const chosen = tcpIf ? interfaceAddress(tcpIf) : undefined;
 if (tcpIf && !chosen) {
   say({ t: "error", message: `--tcp-if ${tcpIf}: this host has no IPv4 address on that interface or in that block` });
   process.exit(1);
 }
-say({ t: "ready", client: sshClientAddress() ?? null, server: sshServerAddress() ?? null, tcpAddress: chosen ?? null });
+// Without ssh (srun, other agents) nothing says which of the launcher's addresses this host
+// reaches: take the first one it has a route to, and this host's address on that route.
+let route: { launcher: string; self: string } | undefined;
+for (const addr of (arg("--launcher") ?? "").split(",").filter(Boolean)) {
+  const self = await routeSource(addr);
+  if (self) {
+    route = { launcher: addr, self };
+    break;
+  }
+}
+say({
+  t: "ready",
+  client: sshClientAddress() ?? route?.launcher ?? null,
+  server: sshServerAddress() ?? route?.self ?? null,
+  tcpAddress: chosen ?? null,
+});
 
 let agent: HostAgent | null = null;
 let jobDir: string | null = null;
@@ -51,7 +69,8 @@ async function start(plan: RemotePlan): Promise<void> {
   }
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v;
-  Object.assign(env, plan.env, { TSMPI_JOB_DIR: jobDir }, plan.tcpAddress ? { TSMPI_TCP_ADDRESS: plan.tcpAddress } : {});
+  Object.assign(env, plan.env, { TSMPI_JOB_DIR: jobDir });
+  if (plan.multiHost) env.TSMPI_TCP_ADDRESS = plan.tcpAddress ?? ownAddresses()[0] ?? "127.0.0.1";
   agent = new HostAgent(
     { host: plan.host, command, cwd: plan.cwd, env, ranks: plan.ranks },
     {

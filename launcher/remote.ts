@@ -6,6 +6,7 @@ import { execa } from "execa";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import type { LauncherToRank } from "../src/control.js";
+import { ownAddresses } from "./addresses.js";
 import type { Agent, HostEvents } from "./agent.js";
 import type { AgentToLauncher, LauncherToAgent, RemotePlan } from "./protocol.js";
 
@@ -62,7 +63,8 @@ export class RemoteHost implements Agent {
   /** The command that starts the agent on the host. */
   command(): string[] {
     const node = process.execPath;
-    const agentArgs = [AGENT_SCRIPT, ...(this.opts.tcpIf ? ["--tcp-if", this.opts.tcpIf] : [])];
+    const launcher = ownAddresses();
+    const agentArgs = [AGENT_SCRIPT, ...(this.opts.tcpIf ? ["--tcp-if", this.opts.tcpIf] : []), ...(launcher.length ? ["--launcher", launcher.join(",")] : [])];
     const envWords = Object.entries(this.opts.env).map(([k, v]) => `${k}=${v}`);
     if (isSrun(this.opts.launchAgent)) {
       // One task on that node, unbuffered so lines arrive as they are written, sharing the

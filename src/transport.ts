@@ -70,6 +70,8 @@ const KIND_FIN_ACK = 18;
  */
 export const COPY_LIMIT = 256 * 1024;
 const ZMQ_COPIES_BELOW = 128;
+/** A tcp connection to a peer not up after this long gets a warning (a wrong address hangs otherwise). */
+const CONNECT_WARN_MS = Number(process.env.TSMPI_CONNECT_WARN ?? 5) * 1000;
 /** How long an idle reader waits before it lets the event loop go (so a finished rank can exit). */
 const READER_IDLE_MS = 200;
 interface QueuedSend {
@@ -82,6 +84,11 @@ interface Link {
   sock: zmq.Push;
   queue: QueuedSend[];
   busy: boolean;
+  dest: number;
+  endpoint: string;
+  host: string;
+  /** A send has gone through: the connection is up. */
+  up: boolean;
 }
 
 const headerPackr = new Packr({ useRecords: false });
@@ -128,6 +135,9 @@ export class ZmqTransport implements Transport {
       await pull.bind(address.ipc);
     }
     if (opts.tcpAddress) {
+      if (["0.0.0.0", "*", "::", ""].includes(opts.tcpAddress)) {
+        throw new MpiError(`transport: ${JSON.stringify(opts.tcpAddress)} is not an address other hosts can connect to; name this host's address (--tcp-if)`);
+      }
       await pull.bind(`tcp://${opts.tcpAddress}:0`);
       address.tcp = pull.lastEndpoint ?? undefined;
     }
@@ -231,12 +241,23 @@ export class ZmqTransport implements Transport {
     const endpoint = peer.host === this.address.host && peer.ipc ? peer.ipc : peer.tcp;
     if (!endpoint) throw new MpiError(`transport: rank ${dest} on host ${peer.host} has no address reachable from host ${this.address.host}`);
     // PUSH blocks at the high-water mark instead of dropping, and one socket per peer gives each
-    // peer its own send queue (zeromq.js allows one pending send per socket).
-    const sock = new zmq.Push();
+    // peer its own send queue (zeromq.js allows one pending send per socket). Over tcp,
+    // `immediate` makes a send wait for the connection instead of queueing behind one that may
+    // never come up, which is what lets pump() notice an unreachable address.
+    const tcp = endpoint.startsWith("tcp://");
+    const sock = new zmq.Push(tcp ? { immediate: true } : {});
     sock.connect(endpoint);
-    link = { sock, queue: [], busy: false };
+    link = { sock, queue: [], busy: false, dest, endpoint, host: peer.host, up: !tcp };
     this.links.set(dest, link);
     return link;
+  }
+
+  private warnUnreached(link: Link): void {
+    if (this.closed || link.up) return;
+    process.stderr.write(
+      `tsmpi: rank ${this.rank} (host ${this.address.host}) has not reached rank ${link.dest} at ${link.endpoint} (host ${link.host}) in ${CONNECT_WARN_MS / 1000} s and keeps trying; ` +
+        `if host ${link.host} cannot be reached at that address, choose the network with --tcp-if\n`,
+    );
   }
 
   private enqueue(dest: number, msg: Buffer[]): Promise<void> {
@@ -252,11 +273,18 @@ export class ZmqTransport implements Transport {
     link.busy = true;
     while (link.queue.length > 0) {
       const item = link.queue[0]!;
+      // ZeroMQ retries a connection forever without a word, so a peer address that cannot be
+      // reached from here would look like a hang: say so if the first send does not go through.
+      const timer = link.up ? undefined : setTimeout(() => this.warnUnreached(link), CONNECT_WARN_MS);
+      timer?.unref();
       try {
         await link.sock.send(item.msg);
+        link.up = true;
         item.resolve();
       } catch (e) {
         item.reject(e);
+      } finally {
+        clearTimeout(timer);
       }
       link.queue.shift();
     }

@@ -97,6 +97,26 @@ describe.skipIf(!canRig)("many hosts (3 network namespaces with sshd)", () => {
     for (const x of ranks) expect(x.addresses).toEqual([address(x.host)]);
   });
 
+  it("without ssh's variables (as under srun), each host takes its address from the route to the launcher", async () => {
+    // A launch agent that reaches hosts with ssh but hides SSH_CONNECTION/SSH_CLIENT there.
+    const wrapper = join(RIG, "nossh-agent");
+    writeFileSync(wrapper, `#!/bin/bash\nhost="$1"; shift\nexec ssh -F ${RIG}/ssh_config "$host" "unset SSH_CONNECTION SSH_CLIENT SSH_TTY; $*"\n`, { mode: 0o755 });
+    for (const hosts of ["localhost:1,h1:1,h2:1", "h1:1,h2:1,h3:1"]) {
+      const r = await run(["--host", hosts, "--launch-agent", wrapper, fixture("where.ts")]);
+      expect(r.stderr, hosts).toBe("");
+      expect(r.exitCode).toBe(0);
+      const ranks = where(r.stdout);
+      expect(ranks.map((x) => x.host)).toEqual(hosts.split(",").map((h) => h.split(":")[0]));
+      for (const x of ranks) expect([x.heard, x.sum]).toEqual([`from ${(x.rank + 2) % 3}`, 3]);
+    }
+  });
+
+  it("an address the other hosts cannot reach is reported on stderr, not a silent hang", async () => {
+    const r = await run(["--host", "localhost:1,h1:1", "--launch-agent", agent, "--tcp-if", "127.0.0.0/8", "-x", "TSMPI_CONNECT_WARN=1", "--timeout", "5", fixture("where.ts")]);
+    expect(r.exitCode).toBe(124);
+    expect(r.stderr).toMatch(/tsmpi: rank \d \(host (localhost|h1)\) has not reached rank \d at tcp:\/\/127\.0\.0\.1:\d+ \(host (h1|localhost)\) in 1 s and keeps trying; .*--tcp-if/);
+  });
+
   it("standard input reaches rank 0 on a remote host", async () => {
     const input = Array.from({ length: 20_000 }, (_, i) => `line ${i + 1}`).join("\n") + "\n";
     const r = await run(["--hostfile", `${RIG}/hostfile`, "--launch-agent", agent, fixture("stdin.ts")], { input });
