@@ -1,28 +1,15 @@
 // Heat solver throughput at n = 2048 (200 steps) with 1 and 2 ranks, beside the same solver in
 // C + Open MPI and in mpi4py + NumPy (bench/reference/) when those are installed, in one run.
 //   npx tsx bench/heat.ts          (npm run bench runs it)
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { best as bestOf, CLI as cli, has, pythonWith, REFERENCE_ENV as env, ROOT as root } from "./lib.js";
 
-const root = fileURLToPath(new URL("..", import.meta.url));
-const cli = join(root, "dist/launcher/cli.js");
 const N = 2048, STEPS = 200, RUNS = 3;
-// Open MPI refuses to run as root unless told it may (CI runs as root).
-const env = { ...process.env, OMPI_ALLOW_RUN_AS_ROOT: "1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM: "1" };
-
-/** Best cell-updates/s of RUNS runs of a command printing a JSON line with cellUpdatesPerSecond. */
-function best(cmd: string, args: string[]): number {
-  let top = 0;
-  for (let i = 0; i < RUNS; i++) {
-    const out = execFileSync(cmd, args, { cwd: root, env, encoding: "utf8" }).trim().split("\n");
-    top = Math.max(top, JSON.parse(out[out.length - 1]!).cellUpdatesPerSecond);
-  }
-  return top;
-}
-const has = (cmd: string) => spawnSync("sh", ["-c", `command -v ${cmd}`]).status === 0;
+/** Best cell-updates/s of RUNS runs. */
+const best = (cmd: string, args: string[]) => bestOf(cmd, args, "cellUpdatesPerSecond", { runs: RUNS });
 const M = (x: number) => `${(x / 1e6).toFixed(0).padStart(6)} M`;
 
 const rows: Record<string, Record<number, number>> = { tsmpi: {}, "tsmpi (js kernel)": {} };
@@ -36,8 +23,7 @@ if (has("mpicc") && has("mpirun")) {
   rows["C + Open MPI"] = {};
   for (const n of [1, 2]) rows["C + Open MPI"][n] = best("mpirun", ["--oversubscribe", "-n", String(n), exe, String(N), String(STEPS)]);
 } else console.log("(C + Open MPI reference skipped: install openmpi-bin libopenmpi-dev)");
-// Debian's python3 has mpi4py from python3-mpi4py; another python3 earlier on PATH may not.
-const python = ["/usr/bin/python3", "python3"].find((p) => spawnSync(p, ["-c", "import mpi4py, numpy"]).status === 0);
+const python = pythonWith("mpi4py, numpy");
 if (python && has("mpirun")) {
   rows["mpi4py + NumPy"] = {};
   for (const n of [1, 2]) rows["mpi4py + NumPy"][n] = best("mpirun", ["--oversubscribe", "-n", String(n), python, join(root, "bench/reference/heat_mpi4py.py"), String(N), String(STEPS)]);

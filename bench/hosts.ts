@@ -3,22 +3,9 @@
 // Needs root (npm run bench skips it otherwise).   npx tsx bench/hosts.ts
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { launchTime as median, ROOT as root } from "./lib.js";
 
-const root = fileURLToPath(new URL("..", import.meta.url));
-const cli = join(root, "dist/launcher/cli.js");
 const RIG = "/tmp/tsmpi-rig-bench";
-
-function median(args: string[], runs = 7): number {
-  const times: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    const t0 = performance.now();
-    const r = spawnSync(process.execPath, [cli, ...args], { cwd: root, stdio: "ignore" });
-    if (r.status !== 0) throw new Error(`tsmpirun ${args.join(" ")} failed with status ${r.status}`);
-    times.push((performance.now() - t0) / 1000);
-  }
-  return times.sort((a, b) => a - b)[Math.floor(runs / 2)]!;
-}
 
 if (process.getuid?.() !== 0) {
   console.log("(start-up across hosts skipped: the rig needs root)");

@@ -1,27 +1,12 @@
 // Task-pool overhead (empty tasks, 1 and 3 workers, chunksize 1) beside mpi4py.futures in the
 // same invocation, and the sweep example's speed-up from 1 to 3 ranks.
 //   npx tsx bench/pool.ts          (npm run bench runs it)
-import { execFileSync, spawnSync } from "node:child_process";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { best, CLI as cli, has, pythonWith, ROOT as root } from "./lib.js";
 
-const root = fileURLToPath(new URL("..", import.meta.url));
-const cli = join(root, "dist/launcher/cli.js");
-const env = { ...process.env, OMPI_ALLOW_RUN_AS_ROOT: "1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM: "1" };
 const TASKS = 20000;
-
-function lastJson(cmd: string, args: string[]): Record<string, number> {
-  const out = execFileSync(cmd, args, { cwd: root, env, encoding: "utf8" }).trim().split("\n");
-  return JSON.parse(out[out.length - 1]!);
-}
-/** Best of 3: the machine is small and noisy. */
-function best(cmd: string, args: string[], key: string, higher = true): number {
-  const xs = [0, 1, 2].map(() => lastJson(cmd, args)[key]!);
-  return higher ? Math.max(...xs) : Math.min(...xs);
-}
-
-const python = ["/usr/bin/python3", "python3"].find((p) => spawnSync(p, ["-c", "import mpi4py.futures"]).status === 0);
-const hasMpirun = spawnSync("sh", ["-c", "command -v mpirun"]).status === 0;
+const python = pythonWith("mpi4py.futures");
+const hasMpirun = has("mpirun");
 console.log(`empty tasks, ${TASKS} per run, chunksize 1, tasks/s (best of 3):`);
 const rate: Record<string, Record<number, number>> = { tsmpi: {}, "mpi4py.futures": {} };
 for (const n of [2, 4]) {
@@ -40,7 +25,7 @@ if (rate["mpi4py.futures"]![1]) {
 }
 
 const sweepArgs = ["examples/sweep.ts", "--json"];
-const s1 = best(process.execPath, [cli, "-n", "1", ...sweepArgs], "seconds", false);
-const s3 = best(process.execPath, [cli, "-n", "3", ...sweepArgs], "seconds", false);
+const s1 = best(process.execPath, [cli, "-n", "1", ...sweepArgs], "seconds", { higher: false });
+const s3 = best(process.execPath, [cli, "-n", "3", ...sweepArgs], "seconds", { higher: false });
 console.log(`sweep (defaults: L 32, 21 temperatures): 1 rank ${s1.toFixed(2)} s, 3 ranks (2 workers) ${s3.toFixed(2)} s, speed-up ${(s1 / s3).toFixed(2)} (target ≥ 1.6) ${s1 / s3 >= 1.6 ? "PASS" : "MISS"}`);
 console.log(JSON.stringify({ bench: "pool", rate, sweep: { oneRank: s1, threeRanks: s3 } }));

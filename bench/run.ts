@@ -1,25 +1,13 @@
 // `npm run bench`: every benchmark, each through tsmpirun as a user would run it.
-import { execFileSync, spawnSync } from "node:child_process";
-import { fileURLToPath } from "node:url";
-
-const root = fileURLToPath(new URL("..", import.meta.url));
-const cli = fileURLToPath(new URL("../dist/launcher/cli.js", import.meta.url));
+import { execFileSync } from "node:child_process";
+import { CLI as cli, launchTime, ROOT as root } from "./lib.js";
 
 function tsmpirun(args: string[], env: NodeJS.ProcessEnv = process.env): void {
   execFileSync(process.execPath, [cli, ...args], { cwd: root, stdio: "inherit", env });
 }
 
-/** Median wall time of `runs` launches of `tsmpirun -n 16 examples/hello.ts`. */
-function startup(env: NodeJS.ProcessEnv, runs = 7): number {
-  const times: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    const t0 = performance.now();
-    const r = spawnSync(process.execPath, [cli, "-n", "16", "examples/hello.ts"], { cwd: root, env, stdio: "ignore" });
-    if (r.status !== 0) throw new Error(`hello run failed with status ${r.status}`);
-    times.push((performance.now() - t0) / 1000);
-  }
-  return times.sort((a, b) => a - b)[Math.floor(runs / 2)]!;
-}
+/** Median wall time of 7 launches of `tsmpirun -n 16 examples/hello.ts`. */
+const startup = (env: NodeJS.ProcessEnv) => launchTime(["-n", "16", "examples/hello.ts"], env);
 
 console.log("== point-to-point: tsmpirun -n 2 bench/pingpong.ts");
 tsmpirun(["-n", "2", "bench/pingpong.ts"]);
