@@ -6,6 +6,13 @@ import { existsSync } from "node:fs";
 import { execa } from "execa";
 import type { LauncherToRank, RankToLauncher } from "../src/control.js";
 
+/** This process's environment without the unset entries (what a rank's environment starts from). */
+export function inheritedEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v;
+  return env;
+}
+
 export interface RankSpec {
   rank: number;
   /** Variables for this rank only (TSMPI_RANK and friends). */

@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { interfaceAddress, ownAddresses, routeSource, sshClientAddress, sshServerAddress } from "./addresses.js";
-import { HostAgent } from "./agent.js";
+import { HostAgent, inheritedEnv } from "./agent.js";
 import { SCRIPT, type AgentToLauncher, type LauncherToAgent, type RemotePlan } from "./protocol.js";
 
 const STOP_GRACE_MS = 2000;
@@ -67,9 +67,7 @@ async function start(plan: RemotePlan): Promise<void> {
     writeFileSync(file, plan.bundle);
     command = command.map((a) => (a === SCRIPT ? file : a));
   }
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v;
-  Object.assign(env, plan.env, { TSMPI_JOB_DIR: jobDir });
+  const env: Record<string, string> = { ...inheritedEnv(), ...plan.env, TSMPI_JOB_DIR: jobDir };
   if (plan.multiHost) env.TSMPI_TCP_ADDRESS = plan.tcpAddress ?? ownAddresses()[0] ?? "127.0.0.1";
   agent = new HostAgent(
     { host: plan.host, command, cwd: plan.cwd, env, ranks: plan.ranks },

@@ -51,7 +51,9 @@ interface Face {
   recvTag: number;
   send: Slab;
   recv: Slab;
+  /** What goes out: a view of `local` where the face is contiguous, else a buffer to pack into. */
   sendBuffer: TypedArray;
+  /** Where it comes in: a view of the ghost layer where contiguous, else a buffer to unpack from. */
   recvBuffer: TypedArray;
 }
 
@@ -253,7 +255,9 @@ export class BlockGrid<A extends TypedArray = Float64Array> {
     const face = (peer: number, sendRange: [number, number], recvRange: [number, number], sendTag: number, recvTag: number): Face | null => {
       if (peer === PROC_NULL || g === 0) return null;
       const send = this.slab(box(sendRange)), recv = this.slab(box(recvRange));
-      return { peer, sendTag, recvTag, send, recv, sendBuffer: new this.dtype(send.count), recvBuffer: new this.dtype(recv.count) };
+      // Made once: `local` never moves, so an exchange allocates no buffer and no view.
+      const buffer = (sl: Slab) => (sl.contiguous ? this.local.subarray(sl.starts[0]!, sl.starts[0]! + sl.count) : new this.dtype(sl.count));
+      return { peer, sendTag, recvTag, send, recv, sendBuffer: buffer(send), recvBuffer: buffer(recv) };
     };
     // Tag 2d travels upwards (my upper face to the upper neighbour's lower ghosts), 2d+1 downwards:
     // with two ranks in a periodic dimension both neighbours are the same rank, and only the tag
@@ -296,21 +300,10 @@ export class BlockGrid<A extends TypedArray = Float64Array> {
     for (const f of this.faces[d]!) {
       if (!f) continue;
       // Post the receive first, then pack and send; contiguous ghost layers are received in place.
-      if (f.recv.contiguous) {
-        const start = f.recv.starts[0]!;
-        ops.push(this.comm.recvInto(this.local.subarray(start, start + f.recv.count), f.peer, f.recvTag).then(() => undefined));
-      } else {
-        ops.push(this.comm.recvInto(f.recvBuffer, f.peer, f.recvTag).then(() => this.unpack(f.recv, f.recvBuffer)));
-      }
-      let out: TypedArray;
-      if (f.send.contiguous) {
-        const start = f.send.starts[0]!;
-        out = this.local.subarray(start, start + f.send.count);
-      } else {
-        this.pack(f.send, f.sendBuffer);
-        out = f.sendBuffer;
-      }
-      ops.push(this.comm.send(out, f.peer, f.sendTag));
+      const received = this.comm.recvInto(f.recvBuffer, f.peer, f.recvTag);
+      ops.push(f.recv.contiguous ? received.then(() => undefined) : received.then(() => this.unpack(f.recv, f.recvBuffer)));
+      if (!f.send.contiguous) this.pack(f.send, f.sendBuffer);
+      ops.push(this.comm.send(f.sendBuffer, f.peer, f.sendTag));
     }
   }
 }
