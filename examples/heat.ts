@@ -20,7 +20,7 @@ const opt = options(import.meta.url, {
   steps: { kind: "int", default: 1000, min: 0, help: "time steps" },
   alpha: { kind: "number", default: 1, help: "diffusivity α" },
   dt: { kind: "number", help: "time step (default 0.2·h²/α)" },
-  kernel: { kind: "string", default: "wasm", help: "stencil kernel: wasm (SIMD, two cells at a time) or js (same bits)" },
+  kernel: { kind: "string", default: "wasm", choices: ["wasm", "js"], help: "stencil kernel: wasm (SIMD, two cells at a time) or js (same bits)" },
   png: { kind: "string", help: "write the final field to this PNG file" },
   json: { kind: "flag", help: "print one JSON line (rank 0)" },
 });
@@ -32,10 +32,6 @@ const dt = Number.isNaN(opt.dt) || opt.dt === undefined ? (0.2 * h * h) / opt.al
 const r = (opt.alpha * dt) / (h * h);
 if (world.rank === 0 && r > 0.25) console.error(`heat.ts: warning: α·dt/h² = ${r.toFixed(3)} > 0.25, FTCS is unstable`);
 
-if (opt.kernel !== "wasm" && opt.kernel !== "js") {
-  if (world.rank === 0) console.error(`heat.ts: --kernel must be wasm or js, got ${JSON.stringify(opt.kernel)}`);
-  process.exit(2);
-}
 // The WebAssembly kernel can only reach its own memory, so the two grids are allocated there:
 // the first allocation reserves room for both (they have the same size).
 let wasm: Kernel | null = null;

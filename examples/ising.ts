@@ -21,7 +21,7 @@ const opt = options(import.meta.url, {
   sweeps: { kind: "int", default: 2000, min: 1, help: "measured sweeps" },
   therm: { kind: "int", default: 1000, min: 0, help: "thermalisation sweeps (not measured)" },
   seed: { kind: "int", default: 1, help: "random seed" },
-  start: { kind: "string", default: "cold", help: "initial spins: cold (all up) or hot (random: a quench, shows domains)" },
+  start: { kind: "string", default: "cold", choices: ["cold", "hot"], help: "initial spins: cold (all up) or hot (random: a quench, shows domains)" },
   png: { kind: "string", help: "write the final spins to this PNG file" },
   json: { kind: "flag", help: "print one JSON line (rank 0)" },
 });
@@ -33,10 +33,6 @@ const cart = await world.cart([0, 0], { periodic: [true, true] });
 const grid = await BlockGrid.create(cart, { shape: [L, L], dtype: Int8Array });
 const [rows, cols] = grid.localShape as [number, number];
 const block: Block = { spins: grid.local, width: cols + 2, rows, cols, y0: grid.offset[0]!, x0: grid.offset[1]!, L };
-if (opt.start !== "cold" && opt.start !== "hot") {
-  if (world.rank === 0) console.error(`ising.ts: --start must be cold or hot, got ${JSON.stringify(opt.start)}`);
-  process.exit(2);
-}
 // Cold: all up. Hot: a random spin per site, from the same counter-based numbers (sweep −1).
 const initKey = halfSweepKey(seed, -1, 0);
 for (let i = 0; i < rows; i++) {

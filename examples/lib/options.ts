@@ -5,7 +5,7 @@
 import { basename } from "node:path";
 import { parseArgs } from "node:util";
 
-export type Spec = Record<string, { default?: number | string | boolean; kind: "int" | "number" | "string" | "flag"; min?: number; help: string }>;
+export type Spec = Record<string, { default?: number | string | boolean; kind: "int" | "number" | "string" | "flag"; min?: number; choices?: readonly string[]; help: string }>;
 type Values<S extends Spec> = {
   [K in keyof S]: S[K]["kind"] extends "flag" ? boolean : S[K]["kind"] extends "string" ? string | undefined : number;
 };
@@ -13,10 +13,11 @@ type Values<S extends Spec> = {
 export function options<S extends Spec>(script: string, spec: S): Values<S> {
   const name = basename(script);
   const die = (msg: string): never => {
-    if ((process.env.TSMPI_RANK ?? "0") === "0") {
-      const usage = Object.entries(spec).map(([k, s]) => `  --${k}${s.kind === "flag" ? "" : " <value>"}  ${s.help}${s.default !== undefined ? ` (default ${s.default})` : ""}`);
-      process.stderr.write(`${name}: ${msg}\nOptions:\n${usage.join("\n")}\n`);
-    }
+    // Rank 0 reports and fails the job with status 2. The others leave quietly with 0: failing
+    // too, one of them could end the job (and stop rank 0) before rank 0 had said why.
+    if ((process.env.TSMPI_RANK ?? "0") !== "0") process.exit(0);
+    const usage = Object.entries(spec).map(([k, s]) => `  --${k}${s.kind === "flag" ? "" : " <value>"}  ${s.help}${s.default !== undefined ? ` (default ${s.default})` : ""}`);
+    process.stderr.write(`${name}: ${msg}\nOptions:\n${usage.join("\n")}\n`);
     process.exit(2);
   };
   let parsed: Record<string, string | boolean | undefined>;
@@ -34,7 +35,11 @@ export function options<S extends Spec>(script: string, spec: S): Values<S> {
   for (const [k, s] of Object.entries(spec)) {
     const raw = parsed[k];
     if (s.kind === "flag") out[k] = raw === true;
-    else if (s.kind === "string") out[k] = raw ?? s.default;
+    else if (s.kind === "string") {
+      const v = (raw as string | undefined) ?? s.default;
+      if (s.choices && !s.choices.includes(String(v))) die(`--${k} must be ${s.choices.join(" or ")}, got ${JSON.stringify(v)}`);
+      out[k] = v;
+    }
     else if (raw === undefined) out[k] = s.default;
     else {
       const v = Number(raw);
