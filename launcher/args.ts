@@ -1,4 +1,5 @@
 /** Command-line arguments of tsmpirun, parsed with yargs into LaunchOptions. */
+import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import yargs from "yargs";
 
@@ -36,27 +37,54 @@ function normalize(argv: string[]): string[] {
   return argv.map((a) => (a === "-np" ? "--np" : a.startsWith("-np=") ? `--np=${a.slice(4)}` : a));
 }
 
-function parseEnv(items: string[]): Record<string, string | undefined> {
+function parseEnv(items: string[], warn: (line: string) => void): Record<string, string | undefined> {
   const env: Record<string, string | undefined> = {};
   for (const item of items) {
     const eq = item.indexOf("=");
     const name = eq < 0 ? item : item.slice(0, eq);
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new UsageError(`-x ${item}: ${JSON.stringify(name)} is not a valid environment variable name`);
+    // Open MPI warns too: a typo in `-x NAME` would otherwise pass unnoticed.
+    if (eq < 0 && process.env[name] === undefined) warn(`-x ${name}: ${name} is not set in this environment, so the ranks do not get it`);
     env[name] = eq < 0 ? process.env[name] : item.slice(eq + 1);
   }
   return env;
+}
+
+/**
+ * The number an option was given as. yargs' own number type turns `-n x` into NaN, and a
+ * message should quote what the user typed.
+ */
+function numberOption(flag: string, raw: string | string[] | undefined, valid: (n: number) => boolean, rule: string): number | undefined {
+  if (raw === undefined) return undefined;
+  if (Array.isArray(raw)) throw new UsageError(`${flag} was given ${raw.length} times (${raw.join(", ")}); give it once`);
+  const n = raw.trim() === "" ? NaN : Number(raw);
+  if (!valid(n)) throw new UsageError(`${flag} ${raw}: ${rule}`);
+  return n;
+}
+
+/** tsmpi's version, from the package.json two levels above this file (dist/launcher or launcher). */
+export function version(): string {
+  for (const rel of ["../../package.json", "../package.json"]) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), "utf8")) as { name?: string; version?: string };
+      if (pkg.name === "tsmpi" && pkg.version) return pkg.version;
+    } catch {
+      // not there: try the next
+    }
+  }
+  return "unknown";
 }
 
 function list(v: string | string[] | undefined): string[] {
   return v === undefined ? [] : Array.isArray(v) ? v : [v];
 }
 
-export function parseArgs(argv: string[]): LaunchOptions {
+export function parseArgs(argv: string[], warn: (line: string) => void = (line) => process.stderr.write(`tsmpirun: ${line}\n`)): LaunchOptions {
   const parser = yargs(normalize(argv))
     .scriptName("tsmpirun")
     .usage("$0 [options] <script> [script args...]\n\nRuns <script> (.ts, .mts, .js, .mjs) as an MPI-style job of N ranks.")
     .parserConfiguration({ "halt-at-non-option": true, "camel-case-expansion": false })
-    .option("np", { alias: "n", type: "number", describe: "number of ranks (default: the slots available; 1 per CPU core locally)" })
+    .option("np", { alias: ["n", "c"], type: "string", describe: "number of ranks (default: the slots available; 1 per CPU core locally)" })
     // Not `array: true`: that would swallow the script and its arguments after `-x VAR`; a
     // repeated option still arrives as an array.
     .option("host", { type: "string", describe: "hosts as h1,h2:4,... (host[:slots])" })
@@ -66,13 +94,14 @@ export function parseArgs(argv: string[]): LaunchOptions {
     .option("x", { type: "string", describe: "export VAR[=VALUE] to all ranks (repeatable)" })
     .option("wdir", { type: "string", describe: "working directory of the ranks" })
     .option("tag-output", { type: "boolean", default: false, describe: "prefix every output line with [rank]" })
-    .option("timeout", { type: "number", default: 0, describe: "stop the whole job after SECONDS (exit status 124)" })
+    .option("timeout", { type: "string", describe: "stop the whole job after SECONDS (exit status 124); 0, the default, means no limit" })
     .option("launch-agent", { type: "string", describe: "how remote hosts are reached (default ssh; srun inside a Slurm allocation)" })
     .option("tcp-if", { type: "string", describe: "interface name or CIDR block (e.g. eth1, 10.0.0.0/8) whose address ranks use between hosts (env TSMPI_TCP_IF)" })
     .strictOptions()
     .help()
     .alias("help", "h")
     .version(false)
+    .option("version", { alias: "V", type: "boolean", describe: "print tsmpi's version and exit" })
     .wrap(100)
     .exitProcess(false)
     .fail((msg, err) => {
@@ -80,17 +109,20 @@ export function parseArgs(argv: string[]): LaunchOptions {
     });
   const a = parser.parseSync();
   if ("help" in a && a.help) throw new HelpShown();
+  if (a.version) {
+    process.stdout.write(`tsmpirun (tsmpi) ${version()}, Node.js ${process.version}\n`);
+    throw new HelpShown();
+  }
 
   const positional = a._.map(String);
   const script = positional[0];
   if (!script) throw new UsageError("no script given: usage is tsmpirun [options] <script> [script args...]");
 
-  const npGiven = a.np !== undefined;
+  const given = numberOption("-n", a.np, (n) => Number.isInteger(n) && n >= 1, "the number of ranks must be a whole number ≥ 1");
   // Without -n: one rank per core here; with hosts, the job places one per slot instead.
-  const np = npGiven ? a.np! : availableParallelism();
-  if (!Number.isInteger(np) || np < 1) throw new UsageError(`-n ${a.np}: the number of ranks must be a whole number ≥ 1`);
-  const timeout = a.timeout;
-  if (!Number.isFinite(timeout) || timeout < 0) throw new UsageError(`--timeout ${a.timeout}: must be a number of seconds ≥ 0`);
+  const np = given ?? availableParallelism();
+  const npGiven = given !== undefined;
+  const timeout = numberOption("--timeout", a.timeout, (n) => Number.isFinite(n) && n >= 0, "must be a number of seconds ≥ 0") ?? 0;
 
   return {
     np,
@@ -101,7 +133,7 @@ export function parseArgs(argv: string[]): LaunchOptions {
     hostfile: a.hostfile,
     oversubscribe: a.oversubscribe,
     mapBy: a["map-by"],
-    env: parseEnv(list(a.x)),
+    env: parseEnv(list(a.x), warn),
     wdir: a.wdir,
     tagOutput: a["tag-output"],
     timeout,

@@ -202,6 +202,15 @@ describe("tsmpirun on one machine", () => {
     expect(badX.stderr).toContain('-x 1BAD=2: "1BAD" is not a valid environment variable name');
   });
 
+  it("--version and --help print and exit 0 without running anything", async () => {
+    const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { version: string };
+    const v = await run(["--version"]);
+    expect([v.exitCode, v.stdout.trim()]).toEqual([0, `tsmpirun (tsmpi) ${pkg.version}, Node.js ${process.version}`]);
+    const h = await run(["--help"]);
+    expect(h.exitCode).toBe(0);
+    expect(h.stdout).toContain("--oversubscribe");
+  });
+
   it("a script that does not compile names the file, line and column", async () => {
     const r = await run(["-n", "2", fixture("syntax-error.ts")]);
     expect(r.exitCode).toBe(1);

@@ -1,0 +1,48 @@
+// tsmpirun's command line: a pure function from argv to options, with mpirun's spellings.
+import { describe, expect, it } from "vitest";
+import { parseArgs, UsageError } from "../launcher/args.js";
+
+function parse(argv: string[]) {
+  const warnings: string[] = [];
+  return { opts: parseArgs(argv, (l) => warnings.push(l)), warnings };
+}
+
+describe("tsmpirun arguments", () => {
+  it("reads -n, -c, -np and --np alike, and stops at the script", () => {
+    for (const flag of ["-n", "-c", "-np", "--np", "--n"]) {
+      const { opts } = parse([flag, "3", "s.ts", "-n", "9", "--x"]);
+      expect([opts.np, opts.npGiven, opts.script, opts.scriptArgs]).toEqual([3, true, "s.ts", ["-n", "9", "--x"]]);
+    }
+  });
+
+  it("quotes what was typed when a number is wrong, and rejects a repeated -n", () => {
+    const msg = (argv: string[]) => {
+      try {
+        parse(argv);
+      } catch (e) {
+        expect(e).toBeInstanceOf(UsageError);
+        return (e as Error).message;
+      }
+      throw new Error(`${argv.join(" ")} was accepted`);
+    };
+    expect(msg(["-n", "x", "s.ts"])).toBe("-n x: the number of ranks must be a whole number ≥ 1");
+    expect(msg(["-n", "2.5", "s.ts"])).toBe("-n 2.5: the number of ranks must be a whole number ≥ 1");
+    expect(msg(["-n", "0", "s.ts"])).toBe("-n 0: the number of ranks must be a whole number ≥ 1");
+    expect(msg(["-n", "2", "-n", "3", "s.ts"])).toBe("-n was given 2 times (2, 3); give it once");
+    expect(msg(["--timeout", "soon", "s.ts"])).toBe("--timeout soon: must be a number of seconds ≥ 0");
+    expect(msg(["--timeout", "-1", "s.ts"])).toBe("--timeout -1: must be a number of seconds ≥ 0");
+  });
+
+  it("takes --timeout in seconds, fractions too, 0 (the default) for no limit", () => {
+    expect(parse(["s.ts"]).opts.timeout).toBe(0);
+    expect(parse(["--timeout", "1.5", "s.ts"]).opts.timeout).toBe(1.5);
+  });
+
+  it("-x passes a value or this environment's, and warns when that is unset", () => {
+    process.env.TSMPI_ARGS_TEST = "here";
+    delete process.env.TSMPI_ARGS_UNSET;
+    const { opts, warnings } = parse(["-x", "A=1", "-x", "TSMPI_ARGS_TEST", "-x", "TSMPI_ARGS_UNSET", "-x", "E=", "s.ts"]);
+    expect(opts.env).toEqual({ A: "1", TSMPI_ARGS_TEST: "here", TSMPI_ARGS_UNSET: undefined, E: "" });
+    expect(warnings).toEqual(["-x TSMPI_ARGS_UNSET: TSMPI_ARGS_UNSET is not set in this environment, so the ranks do not get it"]);
+  });
+});
