@@ -10,9 +10,9 @@
  * gather stay as they are.
  */
 import { createHash } from "node:crypto";
-import { BlockGrid, finalize, init, wtime } from "tsmpi";
+import { BlockGrid, dimsCreate, finalize, init, wtime } from "tsmpi";
 import { stepJs, wasmKernel, type Kernel, type StepFunction } from "./lib/ftcs.js";
-import { options } from "./lib/options.js";
+import { optionError, options } from "./lib/options.js";
 import { writeField } from "./lib/png.js";
 
 const opt = options(import.meta.url, {
@@ -21,7 +21,7 @@ const opt = options(import.meta.url, {
   alpha: { kind: "number", default: 1, help: "diffusivity α" },
   dt: { kind: "number", help: "time step (default 0.2·h²/α)" },
   kernel: { kind: "string", default: "wasm", choices: ["wasm", "js"], help: "stencil kernel: wasm (SIMD, two cells at a time) or js (same bits)" },
-  png: { kind: "string", help: "write the final field to this PNG file" },
+  png: { kind: "string", output: true, help: "write the final field to this PNG file" },
   json: { kind: "flag", help: "print one JSON line (rank 0)" },
 });
 
@@ -41,7 +41,9 @@ const alloc = (length: number) => {
 };
 
 // A 2D process grid (dims chosen for us), not periodic: ghosts at the edges keep u = 0.
-const cart = await world.cart([0, 0]);
+const dims = dimsCreate(world.size, 2);
+if (n < Math.max(...dims)) optionError(import.meta.url, `--n ${n} is too small for ${world.size} ranks: their ${dims.join("×")} process grid needs at least ${Math.max(...dims)} cells per side`);
+const cart = await world.cart(dims);
 let u = await BlockGrid.create(cart, { shape: [n, n], alloc });
 let next = await BlockGrid.create(cart, { shape: [n, n], alloc });
 const stencil: StepFunction = (wasm as Kernel | null)?.step ?? stepJs; // set by alloc above

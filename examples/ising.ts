@@ -10,9 +10,9 @@
  * parallel part: the grid, the halo exchanges and the reductions.
  */
 import { createHash } from "node:crypto";
-import { BlockGrid, finalize, init, wtime } from "tsmpi";
+import { BlockGrid, dimsCreate, finalize, init, wtime } from "tsmpi";
 import { halfSweepKey, measure, siteRandom, thresholds, updateColour, type Block } from "./lib/ising.js";
-import { options } from "./lib/options.js";
+import { optionError, options } from "./lib/options.js";
 import { writeField } from "./lib/png.js";
 
 const opt = options(import.meta.url, {
@@ -22,14 +22,16 @@ const opt = options(import.meta.url, {
   therm: { kind: "int", default: 1000, min: 0, help: "thermalisation sweeps (not measured)" },
   seed: { kind: "int", default: 1, help: "random seed" },
   start: { kind: "string", default: "cold", choices: ["cold", "hot"], help: "initial spins: cold (all up) or hot (random: a quench, shows domains)" },
-  png: { kind: "string", help: "write the final spins to this PNG file" },
+  png: { kind: "string", output: true, help: "write the final spins to this PNG file" },
   json: { kind: "flag", help: "print one JSON line (rank 0)" },
 });
 const { L, T, sweeps, therm, seed } = opt;
 if (L % 2 !== 0 && (process.env.TSMPI_RANK ?? "0") === "0") console.error("ising.ts: warning: an odd L breaks the checkerboard across the periodic edge");
 
 const world = await init();
-const cart = await world.cart([0, 0], { periodic: [true, true] });
+const dims = dimsCreate(world.size, 2);
+if (L < Math.max(...dims)) optionError(import.meta.url, `--L ${L} is too small for ${world.size} ranks: their ${dims.join("×")} process grid needs at least ${Math.max(...dims)} sites per side`);
+const cart = await world.cart(dims, { periodic: [true, true] });
 const grid = await BlockGrid.create(cart, { shape: [L, L], dtype: Int8Array });
 const [rows, cols] = grid.localShape as [number, number];
 const block: Block = { spins: grid.local, width: cols + 2, rows, cols, y0: grid.offset[0]!, x0: grid.offset[1]!, L };

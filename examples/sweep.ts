@@ -23,7 +23,7 @@ const opt = options(import.meta.url, {
   sweeps: { kind: "int", default: 2000, min: 1, help: "measured sweeps per temperature" },
   therm: { kind: "int", default: 1000, min: 0, help: "thermalisation sweeps per temperature" },
   seed: { kind: "int", default: 1, help: "base random seed" },
-  png: { kind: "string", help: "plot |m| and e against T to this PNG file" },
+  png: { kind: "string", output: true, help: "plot |m| and e against T to this PNG file" },
   progress: { kind: "flag", help: "a progress line on stderr while it runs" },
   json: { kind: "flag", help: "print one JSON line (rank 0)" },
 });

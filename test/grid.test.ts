@@ -58,6 +58,20 @@ describe("examples/heat.ts", () => {
     expect(bad.stderr).toContain('heat.ts: --n must be an integer ≥ 1, got "abc"');
     expect(bad.stderr.match(/--n must be/g)).toHaveLength(1); // said once, by rank 0
   });
+
+  it("says before running when the grid is too small for the ranks or the picture has nowhere to go", async () => {
+    const small = await run(["-n", "4", "examples/heat.ts", "--n", "1"]);
+    expect(small.exitCode).toBe(2);
+    expect(small.stderr).toContain("heat.ts: --n 1 is too small for 4 ranks: their 2×2 process grid needs at least 2 cells per side");
+    expect(small.stderr).not.toMatch(/^\s+at /m); // a message, not a stack trace
+    const ising = await run(["-n", "3", "examples/ising.ts", "--L", "2"]);
+    expect(ising.exitCode).toBe(2);
+    expect(ising.stderr).toContain("ising.ts: --L 2 is too small for 3 ranks");
+    const nowhere = await run(["-n", "2", "examples/sweep.ts", "--png", "/no/such/dir/sweep.png"]);
+    expect(nowhere.exitCode).toBe(2);
+    expect(nowhere.stderr).toContain("sweep.ts: --png /no/such/dir/sweep.png: directory /no/such/dir does not exist");
+    expect(nowhere.stdout).toBe(""); // no sweep was run
+  });
 });
 
 describe("examples/ising.ts", () => {

@@ -2,23 +2,41 @@
  * Command-line options for the examples: `--name value` pairs with defaults, checked, and a clear
  * message (from rank 0 only) plus exit status 2 when one is wrong.
  */
-import { basename } from "node:path";
+import { statSync } from "node:fs";
+import { basename, dirname, resolve } from "node:path";
 import { parseArgs } from "node:util";
 
-export type Spec = Record<string, { default?: number | string | boolean; kind: "int" | "number" | "string" | "flag"; min?: number; choices?: readonly string[]; help: string }>;
+export type Spec = Record<
+  string,
+  {
+    default?: number | string | boolean;
+    kind: "int" | "number" | "string" | "flag";
+    min?: number;
+    choices?: readonly string[];
+    /** The value is a file to write: its directory must exist (checked before any work is done). */
+    output?: true;
+    help: string;
+  }
+>;
 type Values<S extends Spec> = {
   [K in keyof S]: S[K]["kind"] extends "flag" ? boolean : S[K]["kind"] extends "string" ? string | undefined : number;
 };
 
+/**
+ * Ends the job over a bad option with status 2: rank 0 prints `message`, the others leave quietly
+ * with 0 (failing too, one of them could end the job, and stop rank 0, before rank 0 said why).
+ * Every rank must reach the same verdict, so call it only on what every rank knows alike.
+ */
+export function optionError(script: string, message: string): never {
+  if ((process.env.TSMPI_RANK ?? "0") !== "0") process.exit(0);
+  process.stderr.write(`${basename(script)}: ${message}\n`);
+  process.exit(2);
+}
+
 export function options<S extends Spec>(script: string, spec: S): Values<S> {
-  const name = basename(script);
   const die = (msg: string): never => {
-    // Rank 0 reports and fails the job with status 2. The others leave quietly with 0: failing
-    // too, one of them could end the job (and stop rank 0) before rank 0 had said why.
-    if ((process.env.TSMPI_RANK ?? "0") !== "0") process.exit(0);
     const usage = Object.entries(spec).map(([k, s]) => `  --${k}${s.kind === "flag" ? "" : " <value>"}  ${s.help}${s.default !== undefined ? ` (default ${s.default})` : ""}`);
-    process.stderr.write(`${name}: ${msg}\nOptions:\n${usage.join("\n")}\n`);
-    process.exit(2);
+    return optionError(script, `${msg}\nOptions:\n${usage.join("\n")}`);
   };
   let parsed: Record<string, string | boolean | undefined>;
   try {
@@ -38,6 +56,11 @@ export function options<S extends Spec>(script: string, spec: S): Values<S> {
     else if (s.kind === "string") {
       const v = (raw as string | undefined) ?? s.default;
       if (s.choices && !s.choices.includes(String(v))) die(`--${k} must be ${s.choices.join(" or ")}, got ${JSON.stringify(v)}`);
+      if (s.output && v !== undefined) {
+        // Found out now rather than after the whole run, when the result could not be saved.
+        const dir = dirname(resolve(String(v)));
+        if (!statSync(dir, { throwIfNoEntry: false })?.isDirectory()) die(`--${k} ${v}: directory ${dir} does not exist`);
+      }
       out[k] = v;
     }
     else if (raw === undefined) out[k] = s.default;
