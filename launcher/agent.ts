@@ -33,7 +33,8 @@ export interface HostPlan {
 
 export interface HostEvents {
   control(rank: number, msg: RankToLauncher): void;
-  output(rank: number, stream: "stdout" | "stderr", line: string): void;
+  /** A promise asks for no more of that rank's output until it settles (the reader is slow). */
+  output(rank: number, stream: "stdout" | "stderr", line: string): void | Promise<void>;
   /** The rank has exited and all of its output has been delivered. */
   exit(rank: number, code: number | null, signal: string | null): void;
   /** The rank's fate is unknown: its host agent or the connection to it died. */
@@ -151,7 +152,7 @@ export class HostAgent implements Agent {
     const r: Running = { proc, exited: false };
     this.running.set(spec.rank, r);
     const lines = (["stdout", "stderr"] as const).map(async (from) => {
-      for await (const line of proc.iterable({ from })) this.events.output(spec.rank, from, line);
+      for await (const line of proc.iterable({ from })) await this.events.output(spec.rank, from, line);
     });
     const messages = (async () => {
       for await (const msg of proc.getEachMessage()) this.events.control(spec.rank, msg as RankToLauncher);

@@ -24,6 +24,8 @@ import { AgentStartError, isSrun, RemoteHost, splitCommand } from "./remote.js";
 const STOP_GRACE_MS = 3000;
 /** Exit status when --timeout ends the job (as timeout(1) does). */
 export const TIMEOUT_EXIT = 124;
+/** Exit status when the launcher's standard output is closed under it: 128 + SIGPIPE, as a shell reports a filter that died of it. */
+export const BROKEN_PIPE_EXIT = 128 + 13;
 
 const hooks = pathToFileURL(fileURLToPath(new URL("./rank-hooks.js", import.meta.url))).href;
 
@@ -137,6 +139,11 @@ class Job {
       exit: (rank, code, signal) => this.exit(rank, code, signal),
       lost: (rank, why) => this.lost(rank, why),
     };
+    // `tsmpirun ... | head`: once nobody reads the output, the job ends, as a Unix filter would
+    // on SIGPIPE. A closed stderr only loses the messages that would have gone there.
+    out.onBroken((stream) => {
+      if (stream === "stdout") this.fail(BROKEN_PIPE_EXIT, "standard output was closed (broken pipe)");
+    });
   }
 
   private hostOf(rank: number): string {

@@ -17,8 +17,27 @@ import { SCRIPT, type AgentToLauncher, type LauncherToAgent, type RemotePlan } f
 
 const STOP_GRACE_MS = 2000;
 
-function say(msg: AgentToLauncher): void {
-  process.stdout.write(`${JSON.stringify(msg)}\n`);
+let drained: Promise<void> | null = null;
+/**
+ * Writes a message to the launcher. A promise means the connection's buffer is full: output
+ * lines wait for it, so a rank printing faster than the launcher's reader is held back here
+ * rather than piling up in this process (see launcher/output.ts).
+ */
+function say(msg: AgentToLauncher): Promise<void> | undefined {
+  if (process.stdout.write(`${JSON.stringify(msg)}\n`)) return undefined;
+  drained ??= new Promise<void>((resolve) => {
+    const done = () => {
+      process.stdout.off("drain", done);
+      process.stdout.off("close", done);
+      process.stdout.off("error", done);
+      drained = null;
+      resolve();
+    };
+    process.stdout.on("drain", done);
+    process.stdout.on("close", done);
+    process.stdout.on("error", done);
+  });
+  return drained;
 }
 
 function arg(name: string): string | undefined {
@@ -109,6 +128,9 @@ input.on("line", (text) => {
 });
 // The launcher is gone: stop the ranks; the agent exits when they have.
 input.on("close", () => {
+  if (!finished) stop();
+});
+process.stdout.on("error", () => {
   if (!finished) stop();
 });
 process.on("exit", () => {

@@ -191,9 +191,17 @@ export class RemoteHost implements Agent {
       case "control":
         this.events.control(msg.rank, msg.msg);
         break;
-      case "output":
-        this.events.output(msg.rank, msg.stream, msg.line);
+      case "output": {
+        // The launcher's output is full: stop reading this host until it drains, which in turn
+        // holds back the agent there and its ranks.
+        const wait = this.events.output(msg.rank, msg.stream, msg.line);
+        const from = this.proc?.stdout;
+        if (wait && from) {
+          from.pause();
+          void wait.then(() => from.resume());
+        }
         break;
+      }
       case "exit":
         this.reported.add(msg.rank);
         this.events.exit(msg.rank, msg.code, msg.signal);

@@ -1,11 +1,11 @@
 // Many hosts for real: three pretend cluster hosts (network namespaces on a bridge, each with its
 // own sshd; test/rig/hosts-up.sh), reached over ssh as on a cluster. Needs root and iproute2;
 // elsewhere these tests are reported as skipped, never as passed.
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { fixture, leftovers, newMark, ROOT, run, start, waitForOutput } from "./helpers.js";
+import { CLI, fixture, leftovers, newMark, ROOT, run, start, waitForOutput } from "./helpers.js";
 
 const RIG = "/tmp/tsmpi-rig-test";
 const canRig = process.getuid?.() === 0 && spawnSync("ip", ["netns", "list"]).status === 0;
@@ -124,6 +124,28 @@ describe.skipIf(!canRig)("many hosts (3 network namespaces with sshd)", () => {
     const got = r.stdout.trim().split("\n").map((l) => JSON.parse(l)).sort((a, b) => a.rank - b.rank);
     expect(got[0]).toEqual({ rank: 0, lines: 20_000, first: "line 1", last: "line 20000" });
     expect(got.slice(1).every((x) => x.lines === 0)).toBe(true);
+  });
+
+  it("output from remote ranks is paced by the reader, and a closed stdout ends the job on every host", async () => {
+    const proc = spawn(process.execPath, [CLI, "--host", "h2:2", "--launch-agent", agent, fixture("flood.ts"), "600000"], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+    let stderr = "";
+    proc.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+    await new Promise((r) => setTimeout(r, 5000)); // not reading
+    const rssKiB = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${proc.pid}/status`, "utf8"))![1]);
+    expect(rssKiB).toBeLessThan(200 * 1024); // 120 MB of output is waiting on h2, not here
+    expect(stderr).not.toContain("flood done");
+    let lines = 0;
+    proc.stdout.on("data", (c: Buffer) => {
+      for (let i = c.indexOf(10); i >= 0; i = c.indexOf(10, i + 1)) lines++;
+    });
+    expect([await new Promise((r) => proc.on("close", r)), lines]).toEqual([0, 1_200_000]);
+
+    const mark = newMark();
+    const head = spawn(process.execPath, [CLI, "--hostfile", `${RIG}/hostfile`, "--launch-agent", agent, "-x", `TSMPI_TEST_MARK=${mark}`, fixture("flood.ts"), "100000000"], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+    await new Promise((r) => head.stdout.once("data", r));
+    head.stdout.destroy();
+    expect(await new Promise((r) => head.on("close", r))).toBe(141);
+    expect(await leftovers(mark, 10_000)).toEqual([]);
   });
 
   it("a rank killed on a remote host ends the job naming its host; nothing is left on any host", async () => {

@@ -1,11 +1,11 @@
 // tsmpirun as users meet it: exit statuses, messages, signals and no processes left behind.
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, realpathSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { describe, expect, it } from "vitest";
-import { fixture, leftovers, newMark, processesWith, ROOT, run, start, waitForOutput } from "./helpers.js";
+import { CLI, fixture, leftovers, newMark, processesWith, ROOT, run, start, waitForOutput } from "./helpers.js";
 
 describe("tsmpirun on one machine", () => {
   it("runs hello with the ranks in order", async () => {
@@ -159,6 +159,39 @@ describe("tsmpirun on one machine", () => {
     const unread = await run(["-n", "2", "examples/hello.ts"], { input: "x".repeat(8 << 20) });
     expect(unread.exitCode).toBe(0);
     expect(unread.stdout).toContain("hello from rank 1 of 2");
+  });
+
+  it("output is paced by its reader: a slow reader holds the ranks back instead of filling the launcher's memory", async () => {
+    // 2 ranks × 1,000,000 lines of 100 bytes: 200 MB, which the launcher used to keep in memory
+    // (over 1 GB of it) when nobody read its stdout for a while.
+    const proc = spawn(process.execPath, [CLI, "-n", "2", fixture("flood.ts"), "1000000"], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+    let stderr = "";
+    proc.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+    await new Promise((r) => setTimeout(r, 4000)); // not reading
+    const rssKiB = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${proc.pid}/status`, "utf8"))![1]);
+    expect(rssKiB).toBeLessThan(200 * 1024);
+    expect(stderr).not.toContain("flood done"); // the ranks wait for the reader
+    let lines = 0;
+    proc.stdout.on("data", (c: Buffer) => {
+      for (let i = c.indexOf(10); i >= 0; i = c.indexOf(10, i + 1)) lines++;
+    });
+    const code = await new Promise((r) => proc.on("close", r));
+    expect([code, lines]).toEqual([0, 2_000_000]);
+    expect(stderr.match(/flood done rank \d/g)).toHaveLength(2);
+  });
+
+  it("a closed stdout (tsmpirun ... | head) ends the job with 141, quietly, leaving nothing behind", async () => {
+    const mark = newMark();
+    const proc = spawn(process.execPath, [CLI, "-n", "3", "-x", `TSMPI_TEST_MARK=${mark}`, fixture("flood.ts"), "100000000"], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+    let stderr = "";
+    proc.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+    await new Promise((r) => proc.stdout.once("data", r));
+    proc.stdout.destroy(); // as head does after its lines
+    const code = await new Promise((r) => proc.on("close", r));
+    expect(code).toBe(141);
+    expect(stderr).toContain("tsmpirun: standard output was closed (broken pipe); stopping 3 ranks");
+    expect(stderr).not.toMatch(/^\s+at /m);
+    expect(await leftovers(mark)).toEqual([]);
   });
 
   it("two jobs at once do not collide", async () => {
