@@ -80,6 +80,7 @@ export class Communicator {
 
   /** Sends `data` to `dest`; resolves when `data` may be reused. */
   async send(data: unknown, dest: number, tag = 0): Promise<void> {
+    this.live("send");
     this.checkRank("send", "dest", dest, false);
     this.checkTag("send", tag, false);
     if (dest === PROC_NULL) return;
@@ -97,6 +98,7 @@ export class Communicator {
 
   /** Receives the next matching message with its source and tag. */
   async recvMessage<T = unknown>(source: number = ANY_SOURCE, tag: number = ANY_TAG): Promise<Message<T>> {
+    this.live("recv");
     this.checkRank("recvMessage", "source", source, true);
     this.checkTag("recvMessage", tag, true);
     if (source === PROC_NULL) return { data: undefined as T, source: PROC_NULL, tag: ANY_TAG };
@@ -106,6 +108,7 @@ export class Communicator {
 
   /** Receives a binary message into `buffer`; rejects with TruncateError if it does not fit. */
   async recvInto(buffer: TypedArray, source: number = ANY_SOURCE, tag: number = ANY_TAG): Promise<RecvIntoStatus> {
+    this.live("recvInto");
     this.checkArray("recvInto", buffer);
     this.checkRank("recvInto", "source", source, true);
     this.checkTag("recvInto", tag, true);
@@ -130,6 +133,7 @@ export class Communicator {
 
   /** Waits until a matching message has arrived, without receiving it. */
   async probe(source: number = ANY_SOURCE, tag: number = ANY_TAG): Promise<Status> {
+    this.live("probe");
     this.checkRank("probe", "source", source, true);
     this.checkTag("probe", tag, true);
     if (source === PROC_NULL) return { source: PROC_NULL, tag: ANY_TAG, bytes: 0 };
@@ -138,6 +142,7 @@ export class Communicator {
 
   /** The status of a matching message that has already arrived, or undefined; never waits. */
   iprobe(source: number = ANY_SOURCE, tag: number = ANY_TAG): Status | undefined {
+    this.live("iprobe");
     this.checkRank("iprobe", "source", source, true);
     this.checkTag("iprobe", tag, true);
     if (source === PROC_NULL) return { source: PROC_NULL, tag: ANY_TAG, bytes: 0 };
@@ -151,61 +156,61 @@ export class Communicator {
   // mistake rejects on every rank and the calls after it still line up.
 
   /** Resolves once every rank of the communicator has called barrier. */
-  barrier(): Promise<void> {
-    return coll.barrier(this.collective());
+  async barrier(): Promise<void> {
+    return coll.barrier(this.collective("barrier"));
   }
 
   /** The root's `value` on every rank (`value` is ignored elsewhere). */
   async bcast<T>(value: T, root = 0): Promise<T> {
     this.checkRoot("bcast", root);
-    return coll.bcast(this.collective(), value, root);
+    return coll.bcast(this.collective("bcast"), value, root);
   }
 
   /** `op` over every rank's value, on `root`; undefined on the other ranks. */
   async reduce<T>(value: T, op: Op<T> = "sum", root = 0): Promise<T | undefined> {
     this.checkRoot("reduce", root);
     checkOp("reduce", op);
-    return coll.reduce(this.collective(), value, op as Op, root);
+    return coll.reduce(this.collective("reduce"), value, op as Op, root);
   }
 
   /** `op` over every rank's value, on every rank, with the same bits everywhere. */
   async allreduce<T>(value: T, op: Op<T> = "sum"): Promise<T> {
     checkOp("allreduce", op);
-    return coll.allreduce(this.collective(), value, op as Op);
+    return coll.allreduce(this.collective("allreduce"), value, op as Op);
   }
 
   /** Every rank's value in rank order, on `root`; undefined on the other ranks. */
   async gather<T>(value: T, root = 0): Promise<T[] | undefined> {
     this.checkRoot("gather", root);
-    return coll.gather(this.collective(), value, root);
+    return coll.gather(this.collective("gather"), value, root);
   }
 
   /** Every rank's value in rank order, on every rank. */
   async allgather<T>(value: T): Promise<T[]> {
-    return coll.allgather(this.collective(), value);
+    return coll.allgather(this.collective("allgather"), value);
   }
 
   /** `values[r]` of the root to rank r (`values` is read on the root only). */
   async scatter<T>(values: readonly T[] | null | undefined, root = 0): Promise<T> {
     this.checkRoot("scatter", root);
-    return coll.scatter(this.collective(), values, root);
+    return coll.scatter(this.collective("scatter"), values, root);
   }
 
   /** Sends `values[r]` to rank r and returns, in rank order, what every rank sent to this one. */
   async alltoall<T>(values: readonly T[]): Promise<T[]> {
-    return coll.alltoall(this.collective(), values);
+    return coll.alltoall(this.collective("alltoall"), values);
   }
 
   /** Inclusive prefix reduction: rank r gets v0 op … op vr. */
   async scan<T>(value: T, op: Op<T> = "sum"): Promise<T> {
     checkOp("scan", op);
-    return coll.scan(this.collective(), value, op as Op);
+    return coll.scan(this.collective("scan"), value, op as Op);
   }
 
   /** Exclusive prefix reduction: rank r gets v0 op … op v(r−1); undefined on rank 0. */
   async exscan<T>(value: T, op: Op<T> = "sum"): Promise<T | undefined> {
     checkOp("exscan", op);
-    return coll.exscan(this.collective(), value, op as Op);
+    return coll.exscan(this.collective("exscan"), value, op as Op);
   }
 
   // ---- communicators --------------------------------------------------------------------------
@@ -217,7 +222,7 @@ export class Communicator {
   async split(color: number, key: number = this.rank): Promise<Communicator | null> {
     if (!Number.isInteger(color)) throw new MpiError(`split: color ${describe(color)} must be an integer (negative, e.g. UNDEFINED, for none)`);
     if (!Number.isInteger(key)) throw new MpiError(`split: key ${describe(key)} must be an integer`);
-    const { ctx, extras } = await this.agreeContext([color, key]);
+    const { ctx, extras } = await this.agreeContext("split", [color, key]);
     if (color < 0) return null;
     const members = extras
       .map(([c, k], r) => ({ c, k, r }))
@@ -229,7 +234,7 @@ export class Communicator {
 
   /** The same group with a message space of its own. Collective. */
   async dup(): Promise<Communicator> {
-    const { ctx } = await this.agreeContext(null);
+    const { ctx } = await this.agreeContext("dup", null);
     return new Communicator(this.p2p, this.group, ctx);
   }
 
@@ -244,7 +249,7 @@ export class Communicator {
     if (!Array.isArray(periodic) || periodic.length !== dims.length) {
       throw new MpiError(`cart: periodic must have one flag per dimension (${dims.length}), got ${describe(periodic)}`);
     }
-    const { ctx } = await this.agreeContext(null);
+    const { ctx } = await this.agreeContext("cart", null);
     return new CartComm(this.p2p, this.group, ctx, new CartGeometry(filled, periodic.map(Boolean)));
   }
 
@@ -252,11 +257,11 @@ export class Communicator {
    * Agrees with every rank on a context id for a communicator created from this one, and shares
    * each rank's `extra` on the way (split's color and key).
    */
-  private async agreeContext<E>(extra: E): Promise<{ ctx: number; extras: E[] }> {
+  private async agreeContext<E>(call: string, extra: E): Promise<{ ctx: number; extras: E[] }> {
     // One channel, taken now (in call order, like every collective), for all the rounds below:
     // taking a new one per round after an await would let concurrent creations on this
     // communicator take their tags in different orders on different ranks.
-    const ch = this.collective();
+    const ch = this.collective(call);
     let extras: E[] | undefined;
     for (;;) {
       while (usedContexts.has(nextContext)) nextContext++;
@@ -275,7 +280,8 @@ export class Communicator {
    * @internal A private channel for one collective call: its own tag (every rank numbers its
    * collective calls identically), on the collective context.
    */
-  collective(): coll.Channel {
+  collective(call: string): coll.Channel {
+    this.live(call);
     const tag = this.collSeq;
     this.collSeq = (this.collSeq + 1) % (TAG_UB + 1);
     const { p2p, collCtx, group } = this;
@@ -322,6 +328,11 @@ export class Communicator {
     if (!Number.isInteger(root) || root < 0 || root >= this.size) {
       throw new MpiError(`${call}: root ${describe(root)} is not a rank of this communicator (0..${this.size - 1})`);
     }
+  }
+
+  /** As in MPI, nothing may be called after finalize(); say so rather than fail on a closed socket. */
+  private live(call: string): void {
+    if (this.p2p.finalized) throw new MpiError(`${call}: called after finalize()`);
   }
 
   private checkRank(call: string, what: string, r: number, wildcard: boolean): void {

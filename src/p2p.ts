@@ -24,6 +24,8 @@ export class PointToPoint {
   /** Peers that have finalized or exited, with the ranks each had sent data to. */
   private readonly gone = new Map<number, { sentTo: ReadonlySet<number>; how: GoneHow }>();
   private readonly fins = new Set<number>();
+  /** finalize() has been called: communicators refuse new calls. */
+  finalized = false;
 
   constructor(
     readonly rank: number,

@@ -76,6 +76,7 @@ export function finalize(): Promise<void> {
   finalizing ??= (async () => {
     if (!started) return;
     const s = await started;
+    s.p2p.finalized = true;
     // close() puts a FIN behind every pending send and waits for its acknowledgement, so it is
     // also the flush. The launcher is told only afterwards: peers that know we are gone stop
     // acknowledging us, so announcing first could leave close() waiting for a FIN-ACK forever.
