@@ -4,6 +4,7 @@
 import { spawn, spawnSync } from "node:child_process";
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CLI, fixture, leftovers, newMark, ROOT, run, start, waitForOutput } from "./helpers.js";
 
@@ -14,7 +15,7 @@ if (!canRig) console.warn("hosts.test.ts: skipped: the multi-host rig needs root
 const agent = `ssh -F ${RIG}/ssh_config`;
 /** Parses where.ts's JSON lines, by rank. */
 function where(stdout: string) {
-  return stdout.trim().split("\n").map((l) => JSON.parse(l) as { rank: number; local: number[]; host: string; addresses: string[]; mark: string | null; heard: string; sum: number; cwd: string }).sort((a, b) => a.rank - b.rank);
+  return stdout.trim().split("\n").map((l) => JSON.parse(l) as { rank: number; local: number[]; host: string; addresses: string[]; mark: string | null; heard: string; sum: number; cwd: string; step: string | null }).sort((a, b) => a.rank - b.rank);
 }
 const address = (host: string) => `10.77.0.${10 + Number(host.slice(1))}`;
 
@@ -176,6 +177,57 @@ describe.skipIf(!canRig)("many hosts (3 network namespaces with sshd)", () => {
     const r = await again;
     expect(r.exitCode).toBe(130);
     expect(await leftovers(mark, 10_000)).toEqual([]);
+  });
+
+  describe("inside a Slurm allocation of 3 nodes, one slurmd on each rig host", () => {
+    const SLURM = "/tmp/tsmpi-slurm-rig-test";
+    const env = { ...process.env, SLURM_CONF: `${SLURM}/slurm.conf` };
+    /** salloc -N 3 -n N tsmpirun ...: the launcher runs outside the nodes, as on a login node. */
+    const salloc = (n: number, args: string[]) =>
+      execa("salloc", ["-N", "3", "-n", String(n), process.execPath, CLI, ...args], { cwd: ROOT, env, reject: false, timeout: 120_000 });
+    beforeAll(() => {
+      const r = spawnSync("bash", [join(ROOT, "test/rig/slurm-up.sh"), SLURM, "3"], { encoding: "utf8" });
+      if (r.status !== 0) throw new Error(`slurm did not come up:\n${r.stdout}\n${r.stderr}`);
+    }, 300_000);
+    afterAll(() => {
+      spawnSync("bash", [join(ROOT, "test/rig/slurm-down.sh"), SLURM]);
+    });
+
+    it("ranks run on every node of the allocation, one srun step per node, and talk across nodes", async () => {
+      const mark = newMark();
+      const r = await salloc(6, ["-x", `TSMPI_TEST_MARK=${mark}`, fixture("where.ts")]);
+      expect(r.exitCode).toBe(0);
+      const ranks = where(String(r.stdout));
+      expect(ranks.map((x) => x.rank)).toEqual([0, 1, 2, 3, 4, 5]);
+      expect(new Set(ranks.map((x) => x.host))).toEqual(new Set(["h1", "h2", "h3"]));
+      const stepOf = new Map<string, string>();
+      for (const x of ranks) {
+        expect(x.addresses).toEqual([address(x.host)]); // in that node's own network stack
+        expect(x.sum).toBe(15);
+        expect(x.heard).toBe(`from ${(x.rank + 5) % 6}`);
+        expect(x.mark).toBe(mark);
+        // Ranks of one node share its step; each node has its own.
+        expect(x.step).not.toBeNull();
+        expect(stepOf.get(x.host) ?? x.step).toBe(x.step);
+        stepOf.set(x.host, x.step!);
+      }
+      expect(new Set(stepOf.values()).size).toBe(3);
+      expect(await leftovers(mark)).toEqual([]);
+    });
+
+    it("heat gives the 1-rank field; a rank failing on a node ends the job naming it, leaving nothing", async () => {
+      const args = ["examples/heat.ts", "--n", "64", "--steps", "40", "--json"];
+      const many = await salloc(5, args);
+      expect(many.exitCode).toBe(0);
+      const one = await run(["-n", "1", ...args]);
+      const [a, b] = [String(many.stdout), one.stdout].map((out) => JSON.parse(out.trim().split("\n").pop()!));
+      expect([a.ranks, a.fieldHash]).toEqual([5, b.fieldHash]);
+      const mark = newMark();
+      const fail = await salloc(3, ["-x", `TSMPI_TEST_MARK=${mark}`, fixture("fail-exit.ts"), "2", "7"]);
+      expect(fail.exitCode).toBe(7);
+      expect(String(fail.stderr)).toMatch(/tsmpirun: rank 2 \(host h3\) exited with code 7/);
+      expect(await leftovers(mark, 10_000)).toEqual([]);
+    });
   });
 
   it("a host that does not answer, or does not exist, is a clear error within 10 s naming it", async () => {
