@@ -1,6 +1,7 @@
 /** Command-line arguments of tsmpirun, parsed with yargs into LaunchOptions. */
 import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
+import { basename } from "node:path";
 import yargs from "yargs";
 
 /** A mistake in how tsmpirun was called: printed without a stack, exit status 2. */
@@ -14,6 +15,8 @@ export interface LaunchOptions {
   npGiven: boolean;
   script: string;
   scriptArgs: string[];
+  /** Node.js options for every rank, from `tsmpirun node --flag=value script.js`. */
+  nodeFlags: string[];
   hosts: string[];
   hostfile?: string;
   oversubscribe: boolean;
@@ -75,6 +78,23 @@ export function version(): string {
   return "unknown";
 }
 
+/** Programs a user may name before the script, as with `mpirun -n 4 python3 script.py`. */
+const NODE_COMMANDS = new Set(["node", "nodejs", "tsx"]);
+
+/**
+ * `node [--flag=value ...] script args` → the script, its arguments and the flags for Node.
+ * A flag's value must be joined to it with `=`: a separate word would be taken for the script.
+ */
+function splitNodeCommand(positional: string[]): { script: string | undefined; scriptArgs: string[]; nodeFlags: string[] } {
+  const [first, ...rest] = positional;
+  const isNode = first !== undefined && (NODE_COMMANDS.has(basename(first)) || first === process.execPath);
+  if (!isNode) return { script: first, scriptArgs: rest, nodeFlags: [] };
+  const at = rest.findIndex((a) => !a.startsWith("-"));
+  const nodeFlags = at < 0 ? rest : rest.slice(0, at);
+  if (at < 0) throw new UsageError(`${[first, ...nodeFlags].join(" ")}: no script given after ${first}${nodeFlags.length ? " and its options" : ""}`);
+  return { script: rest[at], scriptArgs: rest.slice(at + 1), nodeFlags };
+}
+
 function list(v: string | string[] | undefined): string[] {
   return v === undefined ? [] : Array.isArray(v) ? v : [v];
 }
@@ -82,7 +102,7 @@ function list(v: string | string[] | undefined): string[] {
 export function parseArgs(argv: string[], warn: (line: string) => void = (line) => process.stderr.write(`tsmpirun: ${line}\n`)): LaunchOptions {
   const parser = yargs(normalize(argv))
     .scriptName("tsmpirun")
-    .usage("$0 [options] <script> [script args...]\n\nRuns <script> (.ts, .mts, .js, .mjs) as an MPI-style job of N ranks.")
+    .usage("$0 [options] [node [node options]] <script> [script args...]\n\nRuns <script> (.ts, .mts, .js, .mjs) as an MPI-style job of N ranks.")
     .parserConfiguration({ "halt-at-non-option": true, "camel-case-expansion": false })
     .option("np", { alias: ["n", "c"], type: "string", describe: "number of ranks (default: the slots available; 1 per CPU core locally)" })
     // Not `array: true`: that would swallow the script and its arguments after `-x VAR`; a
@@ -114,8 +134,7 @@ export function parseArgs(argv: string[], warn: (line: string) => void = (line) 
     throw new HelpShown();
   }
 
-  const positional = a._.map(String);
-  const script = positional[0];
+  const { script, scriptArgs, nodeFlags } = splitNodeCommand(a._.map(String));
   if (!script) throw new UsageError("no script given: usage is tsmpirun [options] <script> [script args...]");
 
   const given = numberOption("-n", a.np, (n) => Number.isInteger(n) && n >= 1, "the number of ranks must be a whole number ≥ 1");
@@ -128,7 +147,8 @@ export function parseArgs(argv: string[], warn: (line: string) => void = (line) 
     np,
     npGiven,
     script,
-    scriptArgs: positional.slice(1),
+    scriptArgs,
+    nodeFlags,
     hosts: list(a.host).flatMap((h) => h.split(",")).filter((h) => h.length > 0),
     hostfile: a.hostfile,
     oversubscribe: a.oversubscribe,

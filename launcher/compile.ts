@@ -20,7 +20,12 @@ export class CompileError extends Error {
 
 export function resolveScript(script: string): string {
   const path = resolve(script);
-  if (!existsSync(path)) throw new UsageError(`script not found: ${script} (looked for ${path})`);
+  if (!existsSync(path)) {
+    // `tsmpirun -n 4 python3 x.py`, as one would type to mpirun: say what tsmpirun runs.
+    const program = !/[./\\]/.test(script) && extname(script) === "";
+    const hint = program ? `; tsmpirun runs Node.js scripts (.ts, .js, ...), given as a file, optionally after "node" and its options` : "";
+    throw new UsageError(`script not found: ${script} (looked for ${path})${hint}`);
+  }
   if (!statSync(path).isFile()) throw new UsageError(`script is not a file: ${script}`);
   const ext = extname(path);
   if (!TS_EXTENSIONS.has(ext) && !JS_EXTENSIONS.has(ext)) {

@@ -81,7 +81,7 @@ export async function runJob(opts: LaunchOptions, out = new Output(opts.tagOutpu
   try {
     let runFile = entry;
     let bundle: string | null = null;
-    const nodeFlags: string[] = [];
+    const nodeFlags = [...opts.nodeFlags];
     if (needsCompile(entry)) {
       runFile = join(jobDir, "main.mjs");
       await compileScript(entry, runFile);

@@ -45,4 +45,13 @@ describe("tsmpirun arguments", () => {
     expect(opts.env).toEqual({ A: "1", TSMPI_ARGS_TEST: "here", TSMPI_ARGS_UNSET: undefined, E: "" });
     expect(warnings).toEqual(["-x TSMPI_ARGS_UNSET: TSMPI_ARGS_UNSET is not set in this environment, so the ranks do not get it"]);
   });
+
+  it("takes `node [options] script`, as mpirun users write `python3 script.py`", () => {
+    const { opts } = parse(["-n", "2", "node", "--max-old-space-size=4096", "--no-warnings", "s.js", "--x", "1"]);
+    expect([opts.script, opts.scriptArgs, opts.nodeFlags]).toEqual(["s.js", ["--x", "1"], ["--max-old-space-size=4096", "--no-warnings"]]);
+    expect(parse(["/usr/local/bin/node", "s.ts"]).opts.nodeFlags).toEqual([]);
+    expect(parse(["tsx", "s.ts"]).opts.script).toBe("s.ts");
+    expect(parse(["s.ts", "node"]).opts.scriptArgs).toEqual(["node"]); // only before the script
+    expect(() => parse(["node", "--inspect"])).toThrow("node --inspect: no script given after node and its options");
+  });
 });

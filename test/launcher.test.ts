@@ -32,6 +32,20 @@ describe("tsmpirun on one machine", () => {
     }
   });
 
+  it("runs `node [options] script` with those options in every rank", async () => {
+    const r = await run(["-n", "2", "node", "--max-old-space-size=1234", "--no-warnings", fixture("env.ts"), "a"]);
+    expect(r.exitCode).toBe(0);
+    const lines = r.stdout.trim().split("\n").map((l) => JSON.parse(l) as { args: string[]; execArgv: string[] });
+    expect(lines).toHaveLength(2);
+    for (const l of lines) {
+      expect(l.args).toEqual(["a"]);
+      expect(l.execArgv).toEqual(expect.arrayContaining(["--max-old-space-size=1234", "--no-warnings"]));
+    }
+    const python = await run(["-n", "2", "python3", "x.py"]);
+    expect(python.exitCode).toBe(2);
+    expect(python.stderr).toContain("tsmpirun runs Node.js scripts (.ts, .js, ...), given as a file");
+  });
+
   it("accepts -np as mpirun does, and the tsmpiexec alias", async () => {
     const r = await run(["-np", "2", "examples/hello.ts"]);
     expect(r.exitCode).toBe(0);
