@@ -32,12 +32,34 @@ export interface LaunchOptions {
   tcpIf?: string;
 }
 
+/** tsmpirun's long options, and whether each takes a value. */
+const LONG_OPTIONS = new Map<string, boolean>([
+  ["np", true], ["host", true], ["hostfile", true], ["machinefile", true], ["map-by", true], ["wdir", true],
+  ["timeout", true], ["launch-agent", true], ["tcp-if", true],
+  ["oversubscribe", false], ["tag-output", false], ["help", false], ["version", false],
+]);
+/** Short options that take a value (the next word, or joined: `-n4`). */
+const SHORT_WITH_VALUE = new Set(["n", "c", "x", "H"]);
+
 /**
- * MPI users type `-np 4`; yargs would read that as `-n -p 4`, so it is rewritten to `--np 4`
- * (only before the script: everything after it belongs to the script).
+ * MPI users type long options with one dash (`-np 4`, `-host a,b`, `-hostfile f`, as Open MPI
+ * and MPICH accept); yargs would read `-np` as `-n -p` and `-host` as `-h` (help). Those become
+ * `--np`, `--host`, ... Only the launcher's own options are touched: rewriting stops at the
+ * script, whose arguments are its own.
  */
 function normalize(argv: string[]): string[] {
-  return argv.map((a) => (a === "-np" ? "--np" : a.startsWith("-np=") ? `--np=${a.slice(4)}` : a));
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === "--" || !a.startsWith("-") || a === "-") return [...out, ...argv.slice(i)];
+    const single = /^-([a-z][a-z-]+)(=.*)?$/.exec(a);
+    const long = single && LONG_OPTIONS.has(single[1]!) ? `-${a}` : a;
+    out.push(long);
+    const name = long.startsWith("--") ? long.slice(2).split("=")[0]! : long.slice(1);
+    const takesValue = long.startsWith("--") ? LONG_OPTIONS.get(name) === true && !long.includes("=") : SHORT_WITH_VALUE.has(name);
+    if (takesValue && i + 1 < argv.length) out.push(argv[++i]!);
+  }
+  return out;
 }
 
 function parseEnv(items: string[], warn: (line: string) => void): Record<string, string | undefined> {
@@ -107,7 +129,7 @@ export function parseArgs(argv: string[], warn: (line: string) => void = (line) 
     .option("np", { alias: ["n", "c"], type: "string", describe: "number of ranks (default: the slots available; 1 per CPU core locally)" })
     // Not `array: true`: that would swallow the script and its arguments after `-x VAR`; a
     // repeated option still arrives as an array.
-    .option("host", { type: "string", describe: "hosts as h1,h2:4,... (host[:slots])" })
+    .option("host", { alias: "H", type: "string", describe: "hosts as h1,h2:4,... (host[:slots])" })
     .option("hostfile", { alias: "machinefile", type: "string", describe: "hostfile: `host slots=N [max_slots=M]` or `host:N` lines" })
     .option("oversubscribe", { type: "boolean", default: false, describe: "allow more ranks than the hosts have slots" })
     .option("map-by", { choices: ["slot", "node"] as const, default: "slot" as const, describe: "fill each host first (slot) or round-robin over hosts (node)" })

@@ -54,4 +54,14 @@ describe("tsmpirun arguments", () => {
     expect(parse(["s.ts", "node"]).opts.scriptArgs).toEqual(["node"]); // only before the script
     expect(() => parse(["node", "--inspect"])).toThrow("node --inspect: no script given after node and its options");
   });
+
+  it("reads one-dash long options as Open MPI does (-host, -hostfile, -wdir, ...), and never rewrites the script's arguments", () => {
+    const { opts } = parse(["-host", "a:2,b", "-np", "3", "-wdir", "/tmp", "-oversubscribe", "-map-by=node", "-tag-output", "s.ts", "-np", "9", "-host", "z"]);
+    expect(opts.hosts).toEqual(["a:2", "b"]);
+    expect([opts.np, opts.wdir, opts.oversubscribe, opts.mapBy, opts.tagOutput]).toEqual([3, "/tmp", true, "node", true]);
+    expect(opts.scriptArgs).toEqual(["-np", "9", "-host", "z"]);
+    expect(parse(["-H", "a", "-x", "A=1", "s.ts", "-x"]).opts.scriptArgs).toEqual(["-x"]);
+    expect(parse(["-hostfile", "f", "s.ts"]).opts.hostfile).toBe("f");
+    expect(parse(["-n", "1", "--", "s.ts", "-np", "2"]).opts.scriptArgs).toEqual(["-np", "2"]);
+  });
 });
