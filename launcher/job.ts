@@ -176,6 +176,10 @@ class Job {
     process.on("SIGINT", onSignal);
     process.on("SIGTERM", onSignal);
     process.on("SIGHUP", onSignal);
+    // As mpirun does: the user signals the launcher, every rank gets it (to checkpoint, say).
+    const forward = (sig: NodeJS.Signals) => this.signalAll(sig);
+    process.on("SIGUSR1", forward);
+    process.on("SIGUSR2", forward);
     const timer =
       this.opts.timeout > 0
         ? setTimeout(() => this.fail(TIMEOUT_EXIT, `the job ran longer than --timeout ${this.opts.timeout} s`), this.opts.timeout * 1000)
@@ -192,6 +196,8 @@ class Job {
       process.off("SIGINT", onSignal);
       process.off("SIGTERM", onSignal);
       process.off("SIGHUP", onSignal);
+      process.off("SIGUSR1", forward);
+      process.off("SIGUSR2", forward);
     }
     return this.failure?.code ?? 0;
   }

@@ -149,6 +149,15 @@ describe.skipIf(!canRig)("many hosts (3 network namespaces with sshd)", () => {
     expect(await leftovers(mark, 10_000)).toEqual([]);
   });
 
+  it("SIGUSR1 to the launcher reaches the ranks on every host", async () => {
+    const job = start(["--hostfile", `${RIG}/hostfile`, "--launch-agent", agent, fixture("signals.ts")]);
+    await waitForOutput(job, "ready", 6);
+    job.kill("SIGUSR1");
+    await waitForOutput(job, "got SIGUSR1", 6);
+    job.kill("SIGUSR2");
+    expect((await job).exitCode).toBe(0);
+  });
+
   it("a rank killed on a remote host ends the job naming its host; nothing is left on any host", async () => {
     const mark = newMark();
     const job = start(["--hostfile", `${RIG}/hostfile`, "--launch-agent", agent, "-x", `TSMPI_TEST_MARK=${mark}`, fixture("wait-forever.ts")]);

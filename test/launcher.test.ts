@@ -208,6 +208,17 @@ describe("tsmpirun on one machine", () => {
     expect(await leftovers(mark)).toEqual([]);
   });
 
+  it("SIGUSR1 and SIGUSR2 to the launcher reach every rank, as with mpirun", async () => {
+    const job = start(["-n", "3", fixture("signals.ts")]);
+    await waitForOutput(job, "ready", 3);
+    job.kill("SIGUSR1");
+    await waitForOutput(job, "got SIGUSR1", 3);
+    job.kill("SIGUSR2");
+    const r = await job;
+    expect(r.exitCode).toBe(0);
+    expect(String(r.stdout).match(/rank \d got SIGUSR2/g)?.sort()).toEqual(["rank 0 got SIGUSR2", "rank 1 got SIGUSR2", "rank 2 got SIGUSR2"]);
+  });
+
   it("two jobs at once do not collide", async () => {
     const [a, b] = await Promise.all([run(["-n", "3", fixture("p2p-suite.ts")]), run(["-n", "3", fixture("p2p-suite.ts")])]);
     expect([a.exitCode, b.exitCode]).toEqual([0, 0]);
