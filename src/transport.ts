@@ -75,6 +75,11 @@ const ZMQ_COPIES_BELOW = 128;
  * sender and the receiver a few µs, which is a visible share of a small message's ~55 µs.
  */
 export const INLINE_LIMIT = 8 * 1024;
+/**
+ * The header counts inline frames in 16 bits. (A value with that many binary parts packs to more
+ * than INLINE_LIMIT anyway, since each part leaves a reference in the packed frame.)
+ */
+const MAX_INLINE_FRAMES = 0xffff;
 /** A tcp connection to a peer not up after this long gets a warning (a wrong address hangs otherwise). */
 const CONNECT_WARN_MS = Number(process.env.TSMPI_CONNECT_WARN ?? 5) * 1000;
 /** How long an idle reader waits before it lets the event loop go (so a finished rank can exit). */
@@ -216,7 +221,7 @@ export class ZmqTransport implements Transport {
   send(dest: number, env: Envelope, frames: Buffer[], borrowedFrom: number): Promise<void> {
     this.dataPeers.add(dest);
     // Small payloads are copied into the header frame, which also frees the caller's memory.
-    if (payloadBytes(frames) <= INLINE_LIMIT) return this.enqueue(dest, [writeHeader(env, 0, frames)]);
+    if (frames.length <= MAX_INLINE_FRAMES && payloadBytes(frames) <= INLINE_LIMIT) return this.enqueue(dest, [writeHeader(env, 0, frames)]);
     let needsAck = false;
     for (let i = borrowedFrom; i < frames.length; i++) {
       const f = frames[i]!;
