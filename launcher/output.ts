@@ -11,19 +11,47 @@ import type { Writable } from "node:stream";
 
 type Stream = "stdout" | "stderr";
 
+/**
+ * A stream written at its reader's pace: `write` returns undefined while the stream takes more,
+ * and otherwise the one promise, shared by every writer held back, that settles when it has
+ * drained (or closed: nobody will read it, so nobody should wait for it).
+ */
+export class PacedWriter {
+  private draining: Promise<void> | null = null;
+
+  constructor(readonly out: Writable) {}
+
+  write(text: string): Promise<void> | undefined {
+    if (this.out.write(text)) return undefined;
+    this.draining ??= new Promise<void>((resolve) => {
+      const done = () => {
+        this.out.off("drain", done);
+        this.out.off("close", done);
+        this.out.off("error", done);
+        this.draining = null;
+        resolve();
+      };
+      this.out.on("drain", done);
+      this.out.on("close", done);
+      this.out.on("error", done);
+    });
+    return this.draining;
+  }
+}
+
 export class Output {
   private readonly closed = new Set<Stream>();
-  /** One wait per stream for its buffer to empty, shared by every rank held back by it. */
-  private readonly draining = new Map<Stream, Promise<void>>();
+  private readonly writers: Record<Stream, PacedWriter>;
   private brokenHandler: ((stream: Stream) => void) | null = null;
 
   constructor(
     private readonly tag: boolean,
-    private readonly streams: Record<Stream, Writable> = { stdout: process.stdout, stderr: process.stderr },
+    streams: Record<Stream, Writable> = { stdout: process.stdout, stderr: process.stderr },
   ) {
+    this.writers = { stdout: new PacedWriter(streams.stdout), stderr: new PacedWriter(streams.stderr) };
     for (const name of ["stdout", "stderr"] as const) {
       // EPIPE and the like: whoever read this stream has gone (`tsmpirun ... | head`).
-      this.streams[name].on("error", () => this.broken(name));
+      streams[name].on("error", () => this.broken(name));
     }
   }
 
@@ -44,25 +72,7 @@ export class Output {
 
   private write(stream: Stream, text: string): Promise<void> | undefined {
     if (this.closed.has(stream)) return undefined; // nobody reads it: drop, never block on it
-    const out = this.streams[stream];
-    if (out.write(text)) return undefined;
-    let wait = this.draining.get(stream);
-    if (!wait) {
-      wait = new Promise<void>((resolve) => {
-        const done = () => {
-          out.off("drain", done);
-          out.off("close", done);
-          out.off("error", done);
-          this.draining.delete(stream);
-          resolve();
-        };
-        out.on("drain", done);
-        out.on("close", done);
-        out.on("error", done);
-      });
-      this.draining.set(stream, wait);
-    }
-    return wait;
+    return this.writers[stream].write(text);
   }
 
   private broken(stream: Stream): void {

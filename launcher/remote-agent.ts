@@ -13,31 +13,18 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { interfaceAddress, ownAddresses, routeSource, sshClientAddress, sshServerAddress } from "./addresses.js";
 import { HostAgent, inheritedEnv } from "./agent.js";
+import { PacedWriter } from "./output.js";
 import { SCRIPT, type AgentToLauncher, type LauncherToAgent, type RemotePlan } from "./protocol.js";
 
 const STOP_GRACE_MS = 2000;
 
-let drained: Promise<void> | null = null;
 /**
- * Writes a message to the launcher. A promise means the connection's buffer is full: output
- * lines wait for it, so a rank printing faster than the launcher's reader is held back here
- * rather than piling up in this process (see launcher/output.ts).
+ * Messages to the launcher. Output lines wait for the returned promise, so a rank printing faster
+ * than the launcher's reader is held back here rather than piling up in this process.
  */
+const toLauncher = new PacedWriter(process.stdout);
 function say(msg: AgentToLauncher): Promise<void> | undefined {
-  if (process.stdout.write(`${JSON.stringify(msg)}\n`)) return undefined;
-  drained ??= new Promise<void>((resolve) => {
-    const done = () => {
-      process.stdout.off("drain", done);
-      process.stdout.off("close", done);
-      process.stdout.off("error", done);
-      drained = null;
-      resolve();
-    };
-    process.stdout.on("drain", done);
-    process.stdout.on("close", done);
-    process.stdout.on("error", done);
-  });
-  return drained;
+  return toLauncher.write(`${JSON.stringify(msg)}\n`);
 }
 
 function arg(name: string): string | undefined {
