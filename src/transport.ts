@@ -108,10 +108,9 @@ interface Link {
  */
 const HEADER_BYTES = 24;
 
-function writeHeader(env: Envelope, ackId: number, inline: readonly Buffer[] = []): Buffer {
-  let bytes = HEADER_BYTES + 4 * inline.length;
-  for (const f of inline) bytes += f.byteLength;
-  const h = Buffer.allocUnsafe(bytes);
+/** `inlineBytes`: the inline frames' total size (the caller has it already). */
+function writeHeader(env: Envelope, ackId: number, inline: readonly Buffer[] = [], inlineBytes = 0): Buffer {
+  const h = Buffer.allocUnsafe(HEADER_BYTES + 4 * inline.length + inlineBytes);
   h.writeUInt8(env.kind, 0);
   h.writeUInt8(0, 1);
   h.writeUInt16LE(inline.length, 2);
@@ -121,11 +120,12 @@ function writeHeader(env: Envelope, ackId: number, inline: readonly Buffer[] = [
   h.writeUInt32LE(env.meta, 16);
   h.writeUInt32LE(ackId, 20);
   let at = HEADER_BYTES + 4 * inline.length;
-  inline.forEach((f, i) => {
+  for (let i = 0; i < inline.length; i++) {
+    const f = inline[i]!;
     h.writeUInt32LE(f.byteLength, HEADER_BYTES + 4 * i);
     h.set(f, at);
     at += f.byteLength;
-  });
+  }
   return h;
 }
 
@@ -221,7 +221,8 @@ export class ZmqTransport implements Transport {
   send(dest: number, env: Envelope, frames: Buffer[], borrowedFrom: number): Promise<void> {
     this.dataPeers.add(dest);
     // Small payloads are copied into the header frame, which also frees the caller's memory.
-    if (frames.length <= MAX_INLINE_FRAMES && payloadBytes(frames) <= INLINE_LIMIT) return this.enqueue(dest, [writeHeader(env, 0, frames)]);
+    const bytes = payloadBytes(frames);
+    if (bytes <= INLINE_LIMIT && frames.length <= MAX_INLINE_FRAMES) return this.enqueue(dest, [writeHeader(env, 0, frames, bytes)]);
     let needsAck = false;
     for (let i = borrowedFrom; i < frames.length; i++) {
       const f = frames[i]!;
