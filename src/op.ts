@@ -87,33 +87,34 @@ function big(op: OpName, a: bigint, b: bigint): bigint {
 }
 
 /**
- * `out[i] = a[i] op b[i]` for i in [from, to). One loop per op so the JIT sees a monomorphic body;
+ * `out[i] = a[i] op b[i]` for every element. One loop per op so the JIT sees a monomorphic body;
  * the ops are written with `+`/`*`/`<` so they work on number and bigint arrays alike.
  */
-function elementwise(op: OpName, out: TypedArray, a: TypedArray, b: TypedArray, from: number, to: number): void {
+function elementwise(op: OpName, out: TypedArray, a: TypedArray, b: TypedArray): void {
+  const n = a.length;
   // The casts let one body serve number and bigint arrays; the element types match by the checks.
   const o = out as unknown as number[], x = a as unknown as number[], y = b as unknown as number[];
   switch (op) {
-    case "sum": for (let i = from; i < to; i++) o[i] = x[i]! + y[i]!; return;
-    case "prod": for (let i = from; i < to; i++) o[i] = x[i]! * y[i]!; return;
-    case "min": for (let i = from; i < to; i++) { const p = x[i]!, q = y[i]!; o[i] = p < q || p !== p ? p : q; } return;
-    case "max": for (let i = from; i < to; i++) { const p = x[i]!, q = y[i]!; o[i] = p > q || p !== p ? p : q; } return;
-    case "band": for (let i = from; i < to; i++) o[i] = x[i]! & y[i]!; return;
-    case "bor": for (let i = from; i < to; i++) o[i] = x[i]! | y[i]!; return;
-    case "bxor": for (let i = from; i < to; i++) o[i] = x[i]! ^ y[i]!; return;
+    case "sum": for (let i = 0; i < n; i++) o[i] = x[i]! + y[i]!; return;
+    case "prod": for (let i = 0; i < n; i++) o[i] = x[i]! * y[i]!; return;
+    case "min": for (let i = 0; i < n; i++) { const p = x[i]!, q = y[i]!; o[i] = p < q || p !== p ? p : q; } return;
+    case "max": for (let i = 0; i < n; i++) { const p = x[i]!, q = y[i]!; o[i] = p > q || p !== p ? p : q; } return;
+    case "band": for (let i = 0; i < n; i++) o[i] = x[i]! & y[i]!; return;
+    case "bor": for (let i = 0; i < n; i++) o[i] = x[i]! | y[i]!; return;
+    case "bxor": for (let i = 0; i < n; i++) o[i] = x[i]! ^ y[i]!; return;
     case "land": case "lor": {
       const one = (typeof x[0] === "bigint" ? 1n : 1) as number, zero = (typeof x[0] === "bigint" ? 0n : 0) as number;
-      if (op === "land") for (let i = from; i < to; i++) o[i] = x[i]! && y[i]! ? one : zero;
-      else for (let i = from; i < to; i++) o[i] = x[i]! || y[i]! ? one : zero;
+      if (op === "land") for (let i = 0; i < n; i++) o[i] = x[i]! && y[i]! ? one : zero;
+      else for (let i = 0; i < n; i++) o[i] = x[i]! || y[i]! ? one : zero;
       return;
     }
   }
 }
 
-/** Element-wise `a op b` into a new array of a's class, over the elements [from, to). */
+/** Element-wise `a op b`, into `into` or a new array of a's class. */
 export function combineArrays(op: OpName, a: TypedArray, b: TypedArray, into?: TypedArray): TypedArray {
   const out = into ?? new (a.constructor as TypedArrayConstructor)(a.length);
-  elementwise(op, out, a, b, 0, a.length);
+  elementwise(op, out, a, b);
   return out;
 }
 
