@@ -6,11 +6,14 @@ import { existsSync } from "node:fs";
 import { execa } from "execa";
 import type { LauncherToRank, RankToLauncher } from "../src/control.js";
 
+/** `env` without its unset entries. */
+export function definedOnly(env: Record<string, string | undefined>): Record<string, string> {
+  return Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined));
+}
+
 /** This process's environment without the unset entries (what a rank's environment starts from). */
 export function inheritedEnv(): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v;
-  return env;
+  return definedOnly(process.env);
 }
 
 export interface RankSpec {

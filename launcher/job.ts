@@ -12,7 +12,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import type { GoneHow, LauncherToRank, RankToLauncher } from "../src/control.js";
 import type { PeerAddress } from "../src/transport.js";
 import { interfaceAddress, ownAddresses } from "./addresses.js";
-import { HostAgent, inheritedEnv, type Agent, type HostEvents, type RankSpec } from "./agent.js";
+import { definedOnly, HostAgent, inheritedEnv, type Agent, type HostEvents, type RankSpec } from "./agent.js";
 import { UsageError, type LaunchOptions } from "./args.js";
 import { compileScript, needsCompile, resolveScript } from "./compile.js";
 import { allocation, isLocalName, parseHostList, placeRanks, readHostfile, type Hosts } from "./hosts.js";
@@ -31,10 +31,6 @@ const hooks = pathToFileURL(fileURLToPath(new URL("./rank-hooks.js", import.meta
 
 function signalNumber(sig: string): number {
   return (osConstants.signals as Record<string, number>)[sig] ?? 0;
-}
-
-function definedOnly(env: Record<string, string | undefined>): Record<string, string> {
-  return Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined));
 }
 
 function stdinIsData(): boolean {
