@@ -10,9 +10,9 @@
  * gather stay as they are.
  */
 import { createHash } from "node:crypto";
-import { BlockGrid, dimsCreate, finalize, init, wtime } from "tsmpi";
+import { BlockGrid, finalize, init, wtime } from "tsmpi";
 import { stepJs, wasmKernel, type Kernel, type StepFunction } from "./lib/ftcs.js";
-import { optionError, options } from "./lib/options.js";
+import { options, squareGrid } from "./lib/options.js";
 import { writeField } from "./lib/png.js";
 
 const opt = options(import.meta.url, {
@@ -41,8 +41,7 @@ const alloc = (length: number) => {
 };
 
 // A 2D process grid (dims chosen for us), not periodic: ghosts at the edges keep u = 0.
-const dims = dimsCreate(world.size, 2);
-if (n < Math.max(...dims)) optionError(import.meta.url, `--n ${n} is too small for ${world.size} ranks: their ${dims.join("×")} process grid needs at least ${Math.max(...dims)} cells per side`);
+const dims = squareGrid(import.meta.url, world.size, n, "n", "cells");
 const cart = await world.cart(dims);
 let u = await BlockGrid.create(cart, { shape: [n, n], alloc });
 let next = await BlockGrid.create(cart, { shape: [n, n], alloc });

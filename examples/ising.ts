@@ -10,9 +10,9 @@
  * parallel part: the grid, the halo exchanges and the reductions.
  */
 import { createHash } from "node:crypto";
-import { BlockGrid, dimsCreate, finalize, init, wtime } from "tsmpi";
+import { BlockGrid, finalize, init, wtime } from "tsmpi";
 import { halfSweepKey, measure, siteRandom, thresholds, updateColour, type Block } from "./lib/ising.js";
-import { optionError, options } from "./lib/options.js";
+import { options, squareGrid } from "./lib/options.js";
 import { writeField } from "./lib/png.js";
 
 const opt = options(import.meta.url, {
@@ -29,8 +29,7 @@ const { L, T, sweeps, therm, seed } = opt;
 if (L % 2 !== 0 && (process.env.TSMPI_RANK ?? "0") === "0") console.error("ising.ts: warning: an odd L breaks the checkerboard across the periodic edge");
 
 const world = await init();
-const dims = dimsCreate(world.size, 2);
-if (L < Math.max(...dims)) optionError(import.meta.url, `--L ${L} is too small for ${world.size} ranks: their ${dims.join("×")} process grid needs at least ${Math.max(...dims)} sites per side`);
+const dims = squareGrid(import.meta.url, world.size, L, "L", "sites");
 const cart = await world.cart(dims, { periodic: [true, true] });
 const grid = await BlockGrid.create(cart, { shape: [L, L], dtype: Int8Array });
 const [rows, cols] = grid.localShape as [number, number];

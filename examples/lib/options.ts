@@ -5,6 +5,7 @@
 import { statSync } from "node:fs";
 import { basename, dirname, resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { dimsCreate } from "tsmpi";
 
 export type Spec = Record<
   string,
@@ -31,6 +32,17 @@ export function optionError(script: string, message: string): never {
   if ((process.env.TSMPI_RANK ?? "0") !== "0") process.exit(0);
   process.stderr.write(`${basename(script)}: ${message}\n`);
   process.exit(2);
+}
+
+/**
+ * The 2D process grid of `ranks` ranks for a square of `side` cells a side (option `--name`), or
+ * an option error when some rank would get no cell.
+ */
+export function squareGrid(script: string, ranks: number, side: number, name: string, cells: string): number[] {
+  const dims = dimsCreate(ranks, 2);
+  const need = Math.max(...dims);
+  if (side < need) optionError(script, `--${name} ${side} is too small for ${ranks} ranks: their ${dims.join("×")} process grid needs at least ${need} ${cells} per side`);
+  return dims;
 }
 
 export function options<S extends Spec>(script: string, spec: S): Values<S> {
