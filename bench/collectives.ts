@@ -28,30 +28,24 @@ async function time(iters: number, op: () => Promise<unknown>, warm = Math.max(2
   return median(samples);
 }
 
-/** One-way time of a ping-pong between ranks 0 and 1 (the others wait), µs. */
-async function pingpong(data: unknown, iters: number): Promise<number> {
-  return time(iters, async () => {
-    if (rank === 0) {
-      await world.send(data, 1);
-      await world.recv(1);
-    } else if (rank === 1) {
-      await world.recv(0);
-      await world.send(data, 0);
-    }
-  }).then((t) => t / 2);
+interface Link<D> {
+  send(dest: number, data: D): Promise<unknown>;
+  recv(source: number): Promise<unknown>;
 }
+const tsmpiLink: Link<unknown> = { send: (dest, data) => world.send(data, dest), recv: (source) => world.recv(source) };
 
-/** One-way time of a ping-pong between ranks 0 and 1 on raw zeromq.js, µs. */
-async function rawPingpong(data: Buffer, iters: number): Promise<number> {
-  return time(iters, async () => {
-    if (rank === 0) {
-      await raw.send(1, data);
-      await raw.recv(1);
-    } else if (rank === 1) {
-      await raw.recv(0);
-      await raw.send(0, data);
-    }
-  }).then((t) => t / 2);
+/** One-way time of a ping-pong between ranks 0 and 1 over `link` (the others wait), µs. */
+function pingpong<D>(data: D, iters: number, link: Link<D> = tsmpiLink as Link<D>, warm?: number): Promise<number> {
+  const peer = 1 - rank;
+  return time(
+    iters,
+    async () => {
+      if (rank === 0) await link.send(peer, data);
+      if (rank <= 1) await link.recv(peer);
+      if (rank === 1) await link.send(peer, data);
+    },
+    warm,
+  ).then((t) => t / 2);
 }
 
 // The same algorithms on raw zeromq.js, for the floor of the transport (recursive doubling
@@ -66,7 +60,7 @@ const eight = new Float64Array(1);
 const big = new Float64Array((8 * 1024 * 1024) / 8).fill(rank);
 // Warm the whole small-message path up before the first measurement.
 await time(1, () => world.allreduce(eight), 2000);
-await time(1, async () => (rank === 0 ? (await world.send(eight, 1), await world.recv(1)) : rank === 1 ? (await world.recv(0), await world.send(eight, 0)) : undefined), 3000);
+await pingpong(eight, 1, tsmpiLink, 3000);
 /**
  * Each figure is the best of three rounds that interleave all the measurements of its group, so
  * a slow moment of this small machine (a GC, a scheduler hiccup, the first calls after another
@@ -83,7 +77,7 @@ async function bestOf<K extends string>(measure: Record<K, () => Promise<number>
 const small = await bestOf({
   pingpong8: () => pingpong(eight, 300),
   allreduce8: () => time(300, () => world.allreduce(eight)),
-  rawPingpong8: () => rawPingpong(Buffer.from(eight.buffer), 300),
+  rawPingpong8: () => pingpong(Buffer.from(eight.buffer), 300, raw),
   rawAllreduce8: () => (withRaw ? time(300, () => raw.allreduce8(eight)) : Promise.resolve(NaN)),
   allreduceNumber: () => time(300, () => world.allreduce(1)),
   // Back to back: the root's sends do not wait for the leaves, so this is a pipeline's rate.
@@ -96,7 +90,7 @@ const r = {
   ...(await bestOf({
     transfer8MiB: () => pingpong(big, 5),
     allreduce8MiB: () => time(3, () => world.allreduce(big)),
-    rawTransfer8MiB: () => rawPingpong(Buffer.from(big.buffer), 5),
+    rawTransfer8MiB: () => pingpong(Buffer.from(big.buffer), 5, raw),
     rawAllreduce8MiB: () => time(3, () => raw.allreduceRing(big)),
   })),
 };
