@@ -1,0 +1,312 @@
+/*
+ * tsmpi_shm: the little that Node cannot do for the shared-memory transport.
+ *
+ *  - map(name, bytes, create): a POSIX shared-memory segment as an ArrayBuffer. Created segments
+ *    are private (O_EXCL, mode 0600) and fully reserved with posix_fallocate, so a /dev/shm too
+ *    small for the job fails here with ENOSPC instead of a SIGBUS on first touch.
+ *  - unlink(name): removes the segment's name (mappings stay valid).
+ *  - wake(buffer, byteOffset): futex wake on a 32-bit word of a segment. Atomics.notify cannot
+ *    do this: V8 keeps its waiter lists per process.
+ *  - yieldCpu(): sched_yield, for spin loops that share a core with the ranks they wait for.
+ *  - waiter(buffer, byteOffset, callback) / arm(waiter, expected) / close(waiter): a thread that
+ *    sleeps in futex_wait while the word still holds `expected`, then calls `callback` on the JS
+ *    thread through libuv. An armed waiter keeps the event loop alive; a disarmed one does not.
+ *
+ * Everything else (rings, protocol, policy) is TypeScript: src/transport/native.ts is the only
+ * importer of this file's binary.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <node_api.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CHECK(call)                                                           \
+  do {                                                                        \
+    if ((call) != napi_ok) {                                                  \
+      napi_throw_error(env, NULL, "tsmpi_shm: N-API call failed: " #call);   \
+      return NULL;                                                            \
+    }                                                                         \
+  } while (0)
+
+static napi_value throw_errno(napi_env env, const char* what, const char* name, int err) {
+  char msg[512];
+  snprintf(msg, sizeof msg, "%s %s: %s", what, name, strerror(err));
+  napi_value code, text, error;
+  napi_create_string_utf8(env, err == ENOSPC ? "ENOSPC" : err == ENOENT ? "ENOENT" : err == EEXIST ? "EEXIST" : "ESHM", NAPI_AUTO_LENGTH, &code);
+  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &text);
+  napi_create_error(env, code, text, &error);
+  napi_throw(env, error);
+  return NULL;
+}
+
+static int get_args(napi_env env, napi_callback_info info, size_t want, napi_value* argv) {
+  size_t argc = want;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < want) {
+    napi_throw_type_error(env, NULL, "tsmpi_shm: missing arguments");
+    return 0;
+  }
+  return 1;
+}
+
+static void unmap(napi_env env, void* data, void* hint) {
+  (void)env;
+  munmap(data, (size_t)(uintptr_t)hint);
+}
+
+/* map(name: string, bytes: number, create: boolean): ArrayBuffer */
+static napi_value Map(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!get_args(env, info, 3, argv)) return NULL;
+  char name[256];
+  size_t len;
+  CHECK(napi_get_value_string_utf8(env, argv[0], name, sizeof name, &len));
+  int64_t bytes;
+  CHECK(napi_get_value_int64(env, argv[1], &bytes));
+  bool create;
+  CHECK(napi_get_value_bool(env, argv[2], &create));
+  if (bytes <= 0) {
+    napi_throw_range_error(env, NULL, "tsmpi_shm: segment size must be positive");
+    return NULL;
+  }
+  int fd = shm_open(name, create ? O_RDWR | O_CREAT | O_EXCL : O_RDWR, 0600);
+  if (fd < 0) return throw_errno(env, create ? "cannot create shared-memory segment" : "cannot open shared-memory segment", name, errno);
+  if (create) {
+    int err = posix_fallocate(fd, 0, (off_t)bytes);
+    if (err != 0) {
+      close(fd);
+      shm_unlink(name);
+      return throw_errno(env, "cannot reserve shared memory for segment", name, err);
+    }
+  } else {
+    struct stat st;
+    if (fstat(fd, &st) != 0 || st.st_size < bytes) {
+      close(fd);
+      return throw_errno(env, "shared-memory segment is smaller than expected:", name, EINVAL);
+    }
+  }
+  void* p = mmap(NULL, (size_t)bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  int err = errno;
+  close(fd);
+  if (p == MAP_FAILED) return throw_errno(env, "cannot map shared-memory segment", name, err);
+  napi_value ab;
+  CHECK(napi_create_external_arraybuffer(env, p, (size_t)bytes, unmap, (void*)(uintptr_t)bytes, &ab));
+  return ab;
+}
+
+/* unlink(name: string): boolean (false when it was already gone) */
+static napi_value Unlink(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  char name[256];
+  size_t len;
+  CHECK(napi_get_value_string_utf8(env, argv[0], name, sizeof name, &len));
+  napi_value out;
+  CHECK(napi_get_boolean(env, shm_unlink(name) == 0, &out));
+  return out;
+}
+
+static int32_t* word_at(napi_env env, napi_value buffer, napi_value offset) {
+  void* data;
+  size_t length;
+  if (napi_get_arraybuffer_info(env, buffer, &data, &length) != napi_ok) {
+    napi_throw_type_error(env, NULL, "tsmpi_shm: expected an ArrayBuffer");
+    return NULL;
+  }
+  uint32_t at;
+  if (napi_get_value_uint32(env, offset, &at) != napi_ok || at % 4 != 0 || (size_t)at + 4 > length) {
+    napi_throw_range_error(env, NULL, "tsmpi_shm: word offset out of range or unaligned");
+    return NULL;
+  }
+  return (int32_t*)((char*)data + at);
+}
+
+static long futex(int32_t* addr, int op, int32_t val, const struct timespec* timeout) {
+  /* Not FUTEX_PRIVATE_FLAG: the word is shared between processes. */
+  return syscall(SYS_futex, addr, op, val, timeout, NULL, 0);
+}
+
+/* wake(buffer: ArrayBuffer, byteOffset: number): void */
+static napi_value Wake(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
+  int32_t* w = word_at(env, argv[0], argv[1]);
+  if (!w) return NULL;
+  futex(w, FUTEX_WAKE, INT_MAX, NULL);
+  return NULL;
+}
+
+static napi_value YieldCpu(napi_env env, napi_callback_info info) {
+  (void)env;
+  (void)info;
+  sched_yield();
+  return NULL;
+}
+
+/* ---- waiter ------------------------------------------------------------------------------- */
+
+typedef struct {
+  int32_t* word;
+  napi_ref buffer; /* keeps the mapping alive while the thread may touch it */
+  napi_threadsafe_function tsfn;
+  pthread_t thread;
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  int armed;
+  int stop;
+  int closed;
+  int32_t expected;
+} Waiter;
+
+static void* waiter_main(void* arg) {
+  Waiter* w = arg;
+  /* A stop request cannot change the shared word, so the sleep is bounded and re-checked. */
+  const struct timespec tick = {0, 100 * 1000 * 1000};
+  for (;;) {
+    pthread_mutex_lock(&w->lock);
+    while (!w->armed && !w->stop) pthread_cond_wait(&w->cond, &w->lock);
+    int stop = w->stop;
+    int32_t expected = w->expected;
+    pthread_mutex_unlock(&w->lock);
+    if (stop) break;
+    while (__atomic_load_n(w->word, __ATOMIC_SEQ_CST) == expected) {
+      futex(w->word, FUTEX_WAIT, expected, &tick);
+      pthread_mutex_lock(&w->lock);
+      stop = w->stop;
+      pthread_mutex_unlock(&w->lock);
+      if (stop) break;
+    }
+    pthread_mutex_lock(&w->lock);
+    w->armed = 0;
+    stop = w->stop;
+    pthread_mutex_unlock(&w->lock);
+    if (stop) break;
+    napi_call_threadsafe_function(w->tsfn, NULL, napi_tsfn_nonblocking);
+  }
+  return NULL;
+}
+
+static void call_js(napi_env env, napi_value cb, void* context, void* data) {
+  (void)data;
+  Waiter* w = context;
+  if (env == NULL || w->closed) return;
+  /* The wake-up has been delivered: an idle waiter must not keep the process alive. */
+  napi_unref_threadsafe_function(env, w->tsfn);
+  napi_value undefined;
+  napi_get_undefined(env, &undefined);
+  napi_call_function(env, undefined, cb, 0, NULL, NULL);
+}
+
+static void waiter_finalize(napi_env env, void* data, void* hint) {
+  (void)env;
+  (void)data;
+  Waiter* w = hint;
+  /* Only reached once JS no longer holds the waiter and close() has joined the thread. */
+  if (w->closed) free(w);
+}
+
+static void stop_thread(napi_env env, Waiter* w) {
+  if (w->closed) return;
+  pthread_mutex_lock(&w->lock);
+  w->stop = 1;
+  pthread_cond_signal(&w->cond);
+  pthread_mutex_unlock(&w->lock);
+  futex(w->word, FUTEX_WAKE, INT_MAX, NULL);
+  pthread_join(w->thread, NULL);
+  w->closed = 1;
+  napi_release_threadsafe_function(w->tsfn, napi_tsfn_abort);
+  napi_delete_reference(env, w->buffer);
+}
+
+/* waiter(buffer: ArrayBuffer, byteOffset: number, callback: () => void): external */
+static napi_value WaiterNew(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!get_args(env, info, 3, argv)) return NULL;
+  int32_t* word = word_at(env, argv[0], argv[1]);
+  if (!word) return NULL;
+  Waiter* w = calloc(1, sizeof *w);
+  if (!w) {
+    napi_throw_error(env, NULL, "tsmpi_shm: out of memory");
+    return NULL;
+  }
+  w->word = word;
+  pthread_mutex_init(&w->lock, NULL);
+  pthread_cond_init(&w->cond, NULL);
+  CHECK(napi_create_reference(env, argv[0], 1, &w->buffer));
+  napi_value name;
+  CHECK(napi_create_string_utf8(env, "tsmpi-shm-waiter", NAPI_AUTO_LENGTH, &name));
+  CHECK(napi_create_threadsafe_function(env, argv[2], NULL, name, 0, 1, NULL, NULL, w, call_js, &w->tsfn));
+  CHECK(napi_unref_threadsafe_function(env, w->tsfn));
+  if (pthread_create(&w->thread, NULL, waiter_main, w) != 0) {
+    napi_throw_error(env, NULL, "tsmpi_shm: cannot start the waiter thread");
+    return NULL;
+  }
+  napi_value ext;
+  CHECK(napi_create_external(env, w, waiter_finalize, w, &ext));
+  return ext;
+}
+
+static Waiter* get_waiter(napi_env env, napi_value v) {
+  void* p;
+  if (napi_get_value_external(env, v, &p) != napi_ok) {
+    napi_throw_type_error(env, NULL, "tsmpi_shm: expected a waiter");
+    return NULL;
+  }
+  return p;
+}
+
+/* arm(waiter, expected: number): void — calls back once the word differs from `expected`. */
+static napi_value WaiterArm(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
+  Waiter* w = get_waiter(env, argv[0]);
+  if (!w) return NULL;
+  int32_t expected;
+  CHECK(napi_get_value_int32(env, argv[1], &expected));
+  if (w->closed) return NULL;
+  CHECK(napi_ref_threadsafe_function(env, w->tsfn));
+  pthread_mutex_lock(&w->lock);
+  w->expected = expected;
+  w->armed = 1;
+  pthread_cond_signal(&w->cond);
+  pthread_mutex_unlock(&w->lock);
+  return NULL;
+}
+
+/* close(waiter): void — stops and joins the thread; no callback runs afterwards. */
+static napi_value WaiterClose(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  Waiter* w = get_waiter(env, argv[0]);
+  if (!w) return NULL;
+  stop_thread(env, w);
+  return NULL;
+}
+
+static napi_value Init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"map", NULL, Map, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"unlink", NULL, Unlink, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"wake", NULL, Wake, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"yieldCpu", NULL, YieldCpu, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"waiter", NULL, WaiterNew, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"arm", NULL, WaiterArm, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"close", NULL, WaiterClose, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  CHECK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, Init)
