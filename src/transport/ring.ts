@@ -1,0 +1,106 @@
+/**
+ * A single-producer single-consumer byte ring in shared memory: one per ordered pair of ranks on
+ * a host. It is a byte stream (the shared-memory transport frames messages on top), so a message
+ * of any size passes through a ring of any size, a piece at a time.
+ *
+ * Only the producer writes `tail`, only the consumer writes `head`; both are byte counts that wrap
+ * at 2³², published with Atomics so the other process sees the bytes before the count. Neither
+ * side ever blocks here: a full ring makes `push` write less, and the producer sets `wanted` so
+ * that the consumer, having made room, wakes it.
+ */
+
+/** Control words, each on its own 64-byte cache line so producer and consumer do not share one. */
+const TAIL = 0;
+const HEAD = 16;
+const WANTED = 32;
+/** Bytes of control area in front of the data. */
+export const RING_HEADER_BYTES = 192;
+
+export class Ring {
+  private readonly ctl: Int32Array;
+  private readonly data: Uint8Array;
+  private readonly mask: number;
+  /** Our own copy of the counter we alone write (tail for the producer, head for the consumer). */
+  private own: number;
+
+  /**
+   * `byteOffset`: where the ring starts in `buffer` (a multiple of 64); `capacity`: a power of two
+   * up to 2³⁰ bytes of data after the RING_HEADER_BYTES of control.
+   */
+  constructor(
+    buffer: ArrayBuffer,
+    byteOffset: number,
+    readonly capacity: number,
+    role: "producer" | "consumer",
+  ) {
+    if (capacity < 64 || capacity > 2 ** 30 || (capacity & (capacity - 1)) !== 0) throw new RangeError(`ring capacity ${capacity} is not a power of two in [64, 2^30]`);
+    if (byteOffset % 64 !== 0) throw new RangeError(`ring offset ${byteOffset} is not 64-byte aligned`);
+    this.ctl = new Int32Array(buffer, byteOffset, RING_HEADER_BYTES / 4);
+    this.data = new Uint8Array(buffer, byteOffset + RING_HEADER_BYTES, capacity);
+    this.mask = capacity - 1;
+    this.own = Atomics.load(this.ctl, role === "producer" ? TAIL : HEAD);
+  }
+
+  /** Bytes of memory a ring of `capacity` takes in a segment. */
+  static bytes(capacity: number): number {
+    return RING_HEADER_BYTES + capacity;
+  }
+
+  // ---- producer side ----------------------------------------------------------------------------
+
+  /** Copies as much of `src` as fits; returns the number of bytes written (0 when full). */
+  push(src: Uint8Array): number {
+    const tail = this.own;
+    const free = this.capacity - ((tail - Atomics.load(this.ctl, HEAD)) >>> 0);
+    const n = Math.min(free, src.byteLength);
+    if (n === 0) return 0;
+    const at = tail & this.mask;
+    const first = Math.min(n, this.capacity - at);
+    this.data.set(first === src.byteLength ? src : src.subarray(0, first), at);
+    if (n > first) this.data.set(src.subarray(first, n), 0);
+    this.own = (tail + n) | 0;
+    Atomics.store(this.ctl, TAIL, this.own);
+    return n;
+  }
+
+  /**
+   * The producer found the ring full and will wait: asks the consumer for a wake-up. Returns true
+   * if room appeared meanwhile (then push again instead of waiting), which closes the race with a
+   * consumer that emptied the ring before it could see the request.
+   */
+  wantRoom(): boolean {
+    Atomics.store(this.ctl, WANTED, 1);
+    return ((this.own - Atomics.load(this.ctl, HEAD)) >>> 0) < this.capacity;
+  }
+
+  /** Everything pushed has been consumed. */
+  drained(): boolean {
+    return Atomics.load(this.ctl, HEAD) === this.own;
+  }
+
+  // ---- consumer side ----------------------------------------------------------------------------
+
+  /** Bytes waiting to be read. */
+  available(): number {
+    return (Atomics.load(this.ctl, TAIL) - this.own) >>> 0;
+  }
+
+  /** Copies up to `dst.byteLength` waiting bytes into `dst`; returns how many. */
+  pull(dst: Uint8Array): number {
+    const head = this.own;
+    const n = Math.min((Atomics.load(this.ctl, TAIL) - head) >>> 0, dst.byteLength);
+    if (n === 0) return 0;
+    const at = head & this.mask;
+    const first = Math.min(n, this.capacity - at);
+    dst.set(this.data.subarray(at, at + first), 0);
+    if (n > first) dst.set(this.data.subarray(0, n - first), first);
+    this.own = (head + n) | 0;
+    Atomics.store(this.ctl, HEAD, this.own);
+    return n;
+  }
+
+  /** After a pull: did the producer ask to be woken? (Clears the request.) */
+  takeRoomRequest(): boolean {
+    return Atomics.load(this.ctl, WANTED) === 1 && Atomics.exchange(this.ctl, WANTED, 0) === 1;
+  }
+}

@@ -1,0 +1,79 @@
+// The shared-memory byte ring, in one process (two Ring objects over one buffer, as the producer
+// and consumer processes have): order, wrap-around, partial writes and the room request.
+import { describe, expect, it } from "vitest";
+import { Ring } from "../src/transport/ring.js";
+
+function pair(capacity: number) {
+  const buf = new ArrayBuffer(64 + Ring.bytes(capacity));
+  return { p: new Ring(buf, 64, capacity, "producer"), c: new Ring(buf, 64, capacity, "consumer") };
+}
+
+const bytes = (n: number, seed: number) => Uint8Array.from({ length: n }, (_, i) => (i * 31 + seed) & 0xff);
+
+describe("Ring", () => {
+  it("passes bytes through in order and reports what is waiting", () => {
+    const { p, c } = pair(64);
+    expect(c.available()).toBe(0);
+    expect(p.push(bytes(10, 1))).toBe(10);
+    expect(c.available()).toBe(10);
+    const out = new Uint8Array(16);
+    expect(c.pull(out)).toBe(10);
+    expect(out.subarray(0, 10)).toEqual(bytes(10, 1));
+    expect(c.pull(out)).toBe(0);
+    expect(p.drained()).toBe(true);
+  });
+
+  it("writes only what fits when full, and takes the rest after the consumer made room", () => {
+    const { p, c } = pair(64);
+    const src = bytes(100, 7);
+    expect(p.push(src)).toBe(64);
+    expect(p.push(src.subarray(64))).toBe(0);
+    expect(p.wantRoom()).toBe(false); // still full: the producer may sleep
+    const out = new Uint8Array(100);
+    expect(c.pull(out.subarray(0, 40))).toBe(40);
+    expect(c.takeRoomRequest()).toBe(true); // the consumer wakes the producer...
+    expect(c.takeRoomRequest()).toBe(false); // ...once
+    expect(p.push(src.subarray(64))).toBe(36);
+    expect(c.pull(out.subarray(40))).toBe(60);
+    expect(out).toEqual(src);
+  });
+
+  it("sees room that appeared between a full push and the room request", () => {
+    const { p, c } = pair(64);
+    p.push(bytes(64, 0));
+    c.pull(new Uint8Array(8));
+    expect(p.wantRoom()).toBe(true);
+  });
+
+  it("keeps a 1 MiB stream intact through a 256-byte ring in uneven pieces, across many wrap-arounds", () => {
+    const { p, c } = pair(256);
+    const src = bytes(1 << 20, 3);
+    const dst = new Uint8Array(src.byteLength);
+    let sent = 0;
+    let got = 0;
+    let step = 0;
+    while (got < src.byteLength) {
+      step++;
+      sent += p.push(src.subarray(sent, Math.min(src.byteLength, sent + 1 + ((step * 97) % 300))));
+      got += c.pull(dst.subarray(got, Math.min(dst.byteLength, got + 1 + ((step * 61) % 200))));
+    }
+    expect(Buffer.compare(dst, src)).toBe(0);
+  });
+
+  it("continues where another process's Ring left off (counters live in the buffer)", () => {
+    const buf = new ArrayBuffer(Ring.bytes(64));
+    new Ring(buf, 0, 64, "producer").push(bytes(50, 9));
+    const c1 = new Ring(buf, 0, 64, "consumer");
+    c1.pull(new Uint8Array(30));
+    const p2 = new Ring(buf, 0, 64, "producer");
+    expect(p2.push(bytes(60, 2))).toBe(44);
+    const c2 = new Ring(buf, 0, 64, "consumer");
+    expect(c2.available()).toBe(64);
+  });
+
+  it("refuses a capacity that is not a power of two, or a misaligned offset", () => {
+    const buf = new ArrayBuffer(4096);
+    expect(() => new Ring(buf, 0, 100, "producer")).toThrow(/power of two/);
+    expect(() => new Ring(buf, 8, 64, "producer")).toThrow(/aligned/);
+  });
+});
