@@ -12,6 +12,9 @@ const startup = (env: NodeJS.ProcessEnv) => launchTime(["-n", "16", "examples/he
 console.log("== point-to-point: tsmpirun -n 2 bench/pingpong.ts");
 tsmpirun(["-n", "2", "bench/pingpong.ts"]);
 
+console.log("\n== shared-memory floor (rings + doorbells, no protocol): tsmpirun -n 2 bench/shm-floor.ts");
+tsmpirun(["-n", "2", "bench/shm-floor.ts"]);
+
 for (const n of [2, 4, 8]) {
   console.log(`\n== collectives: tsmpirun -n ${n} bench/collectives.ts`);
   tsmpirun(["-n", String(n), "bench/collectives.ts"]);

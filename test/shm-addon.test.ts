@@ -1,6 +1,6 @@
 // The shared-memory addon between real processes: private segments, clear errors, and futex
 // wake-ups that cross processes without ever being lost.
-import { cpSync, existsSync, mkdtempSync, statSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readdirSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -8,7 +8,7 @@ import { randomBytes } from "node:crypto";
 import { execa } from "execa";
 import { describe, expect, it } from "vitest";
 import { loadShm } from "../src/transport/native.js";
-import { fixture, ROOT } from "./helpers.js";
+import { fixture, ROOT, run } from "./helpers.js";
 
 const shm = loadShm().addon!;
 const segmentName = () => `/tsmpi-test-${randomBytes(6).toString("hex")}`;
@@ -112,4 +112,18 @@ describe("shared-memory addon", () => {
     expect(r.stdout).toBe("woken after the timer");
     expect(r.exitCode).toBe(0);
   });
+});
+
+describe("rings and doorbells between two launched ranks (bench/shm-floor.ts --check)", () => {
+  for (const spin of ["50", "0"]) {
+    it(`stream 1 B – 3 MiB both ways at once, intact, ${spin === "0" ? "sleeping at once (every wait is a futex wake-up)" : "spinning first"}; nothing left in /dev/shm`, async () => {
+      const before = new Set(readdirSync("/dev/shm"));
+      const r = await run(["-n", "2", "bench/shm-floor.ts", "--check", "--spin", spin], { timeout: 60_000 });
+      expect(r.stderr).toBe("");
+      expect(r.exitCode).toBe(0);
+      expect(r.stdout).toContain("shm-floor check ok rank 0");
+      expect(r.stdout).toContain("shm-floor check ok rank 1");
+      expect(readdirSync("/dev/shm").filter((f) => !before.has(f))).toEqual([]);
+    });
+  }
 });

@@ -70,6 +70,11 @@ export class Ring {
    */
   wantRoom(): boolean {
     Atomics.store(this.ctl, WANTED, 1);
+    return this.hasRoom();
+  }
+
+  /** At least one byte can be pushed. */
+  hasRoom(): boolean {
     return ((this.own - Atomics.load(this.ctl, HEAD)) >>> 0) < this.capacity;
   }
 

@@ -1,0 +1,97 @@
+// The floor under the shared-memory transport: two ranks, one segment, a byte ring each way and a
+// doorbell each (src/transport/{ring,doorbell}.ts over the addon), with no protocol above them.
+// What tsmpi's shared-memory path will add to these numbers is its own cost.
+// Run: `npx tsmpirun -n 2 bench/shm-floor.ts` (add `-- --spin 0` to sleep at once).
+import { cpus } from "node:os";
+import { finalize, init } from "tsmpi";
+import { Bell, Doorbell, DOORBELL_BYTES, spinPolicy } from "../src/transport/doorbell.js";
+import { loadShm } from "../src/transport/native.js";
+import { Ring } from "../src/transport/ring.js";
+
+const world = await init();
+if (world.size !== 2) throw new Error("shm-floor needs exactly 2 ranks");
+const shm = loadShm();
+if (!shm.addon) throw new Error(shm.error);
+const addon = shm.addon;
+const spinArg = process.argv.indexOf("--spin");
+const policy = spinArg > 0 ? { spinMicros: Number(process.argv[spinArg + 1]) } : spinPolicy(Number(process.env.TSMPI_LOCAL_SIZE ?? 2), cpus().length);
+
+const CAP = 1 << 20;
+// Bytes published at a time, so the receiver copies out while the sender copies in.
+const CHUNK = 64 << 10;
+const ringAt = (from: number) => 2 * DOORBELL_BYTES + from * Ring.bytes(CAP);
+const name = await world.bcast(`/tsmpi-floor-${process.pid}`);
+const seg = addon.map(name, ringAt(2), world.rank === 0);
+await world.barrier();
+if (world.rank === 0) addon.unlink(name); // both have it mapped: nothing is left in /dev/shm
+const me = world.rank;
+const peer = 1 - me;
+const out = new Ring(seg, ringAt(me), CAP, "producer");
+const inn = new Ring(seg, ringAt(peer), CAP, "consumer");
+const door = new Doorbell(addon, seg, me * DOORBELL_BYTES, policy);
+const bell = new Bell(addon, seg, peer * DOORBELL_BYTES);
+
+async function send(buf: Uint8Array): Promise<void> {
+  for (let sent = 0; ; ) {
+    const n = out.push(buf.subarray(sent, sent + CHUNK));
+    if (n > 0) bell.ring();
+    sent += n;
+    if (sent === buf.byteLength) return;
+    if (!out.wantRoom()) await door.until(() => out.hasRoom());
+  }
+}
+
+async function recv(buf: Uint8Array): Promise<void> {
+  for (let got = 0; ; ) {
+    const n = inn.pull(buf.subarray(got));
+    if (n > 0 && inn.takeRoomRequest()) bell.ring();
+    got += n;
+    if (got === buf.byteLength) return;
+    await door.until(() => inn.available() > 0);
+  }
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+async function pingpong(bytes: number, iters: number): Promise<number> {
+  const a = new Uint8Array(bytes);
+  const trip = me === 0 ? async () => (await send(a), await recv(a)) : async () => (await recv(a), await send(a));
+  for (let i = 0; i < Math.min(iters, 500); i++) await trip();
+  const samples: number[] = [];
+  for (let b = 0; b < 9; b++) {
+    const t0 = performance.now();
+    for (let i = 0; i < iters; i++) await trip();
+    samples.push(((performance.now() - t0) * 1000) / iters / 2);
+  }
+  return median(samples);
+}
+
+/** `--check`: stream patterned messages of awkward sizes both ways and compare every byte. */
+async function check(): Promise<void> {
+  const sizes = [1, 7, 8, 4095, 65537, CAP - 3, CAP + 5, 3 * CAP + 11];
+  const pattern = (n: number, seed: number) => Uint8Array.from({ length: n }, (_, i) => (i * 131 + seed) & 0xff);
+  for (const [i, n] of sizes.entries()) {
+    const mine = pattern(n, me * 7 + i);
+    const got = new Uint8Array(n);
+    // Both send at once: full rings on both sides must not deadlock.
+    await Promise.all([send(mine), recv(got)]);
+    if (Buffer.compare(got, pattern(n, peer * 7 + i)) !== 0) throw new Error(`message of ${n} bytes arrived corrupted`);
+  }
+  console.log(`shm-floor check ok rank ${me}`);
+}
+
+if (process.argv.includes("--check")) {
+  await check();
+  door.close();
+  await finalize();
+  process.exit(0);
+}
+
+const us8 = await pingpong(8, 5000);
+const us4m = await pingpong(4 << 20, 20);
+if (me === 0) {
+  console.log(`shm floor (spin ${policy.spinMicros} µs): 8 B one-way ${us8.toFixed(2)} µs; 4 MiB one-way ${(us4m / 1000).toFixed(2)} ms = ${((4 << 20) / us4m / 1000).toFixed(1)} GB/s`);
+  console.log(JSON.stringify({ spinMicros: policy.spinMicros, latency8Micros: us8, bandwidth4MiBGBps: (4 << 20) / us4m / 1000 }));
+}
+door.close();
+await finalize();

@@ -1,0 +1,143 @@
+/**
+ * How a rank waiting for shared memory sleeps and is woken. Each rank owns a doorbell in its own
+ * segment: a counter that every producer bumps after publishing bytes (or room) for it, and a
+ * `sleeping` flag. Waiting means polling for a window longer than one wake-up (a blocked process
+ * on these machines takes ~35 µs to wake, so a shorter window blocks on almost every message),
+ * yielding the CPU every few dozen polls so that a peer sharing the core can run, and then
+ * sleeping in the addon's futex waiter, which uses no CPU.
+ *
+ * Lost wake-ups are ruled out the futex way: the waiter sets `sleeping`, reads the counter, checks
+ * its condition once more, and sleeps only while the counter still holds what it read; a producer
+ * publishes, bumps the counter, then wakes if `sleeping` is set.
+ */
+import type { ShmAddon, Waiter } from "./native.js";
+
+const COUNT = 0;
+const SLEEPING = 1;
+/** Bytes a doorbell takes in a segment (a cache line of its own). */
+export const DOORBELL_BYTES = 64;
+/** Polls between sched_yield calls while spinning. */
+const POLLS_PER_YIELD = 64;
+
+export interface SpinPolicy {
+  /** How long to poll before sleeping, µs (0: sleep at once). */
+  spinMicros: number;
+}
+
+/** Spin long when every rank has a core, briefly when they share (as Open MPI's yield_when_idle). */
+export function spinPolicy(localRanks: number, cores: number): SpinPolicy {
+  return { spinMicros: localRanks <= cores ? 50 : 5 };
+}
+
+/** A peer's doorbell, to ring after publishing something for it. */
+export class Bell {
+  private readonly words: Int32Array;
+  constructor(
+    private readonly addon: ShmAddon,
+    private readonly buffer: ArrayBuffer,
+    private readonly byteOffset: number,
+  ) {
+    this.words = new Int32Array(buffer, byteOffset, 2);
+  }
+
+  ring(): void {
+    Atomics.add(this.words, COUNT, 1);
+    if (Atomics.load(this.words, SLEEPING) !== 0) this.addon.wake(this.buffer, this.byteOffset);
+  }
+}
+
+interface Pending {
+  ready(): boolean;
+  resolve(): void;
+}
+
+/**
+ * This rank's own doorbell, and its one waiting loop: every wait of the rank (receives, sends held
+ * up by a full ring) goes through it, so two pollers never race for one wake-up.
+ */
+export class Doorbell {
+  private readonly words: Int32Array;
+  private readonly waiter: Waiter;
+  private wakeUp: (() => void) | null = null;
+  private pending: Pending[] = [];
+  private running = false;
+
+  constructor(
+    private readonly addon: ShmAddon,
+    buffer: ArrayBuffer,
+    byteOffset: number,
+    private readonly policy: SpinPolicy,
+  ) {
+    this.words = new Int32Array(buffer, byteOffset, 2);
+    this.waiter = addon.waiter(buffer, byteOffset, () => this.wakeUp?.());
+  }
+
+  /**
+   * Resolves once `ready()` returns true. `ready` is polled often and should only look at ring
+   * counters. Waits already running are polled alongside.
+   */
+  until(ready: () => boolean): Promise<void> {
+    if (ready()) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      this.pending.push({ ready, resolve });
+      if (!this.running) void this.run();
+    });
+  }
+
+  /** Resolves every pending wait whose condition holds; true if there was one. */
+  private settle(): boolean {
+    let any = false;
+    for (let i = 0; i < this.pending.length; ) {
+      const p = this.pending[i]!;
+      if (p.ready()) {
+        this.pending.splice(i, 1);
+        p.resolve();
+        any = true;
+      } else i++;
+    }
+    return any;
+  }
+
+  private async run(): Promise<void> {
+    this.running = true;
+    try {
+      while (this.pending.length > 0) {
+        if (this.spin()) {
+          // Let the woken callers run (and post their next waits) before polling again.
+          await new Promise<void>((r) => setImmediate(r));
+          continue;
+        }
+        Atomics.store(this.words, SLEEPING, 1);
+        const seen = Atomics.load(this.words, COUNT);
+        if (!this.settle()) {
+          await new Promise<void>((resolve) => {
+            this.wakeUp = resolve;
+            this.addon.arm(this.waiter, seen);
+          });
+          this.wakeUp = null;
+        }
+        Atomics.store(this.words, SLEEPING, 0);
+      }
+    } finally {
+      this.running = false;
+    }
+  }
+
+  /** Polls the pending waits for the spin window; true as soon as one was resolved. */
+  private spin(): boolean {
+    if (this.settle()) return true;
+    if (this.policy.spinMicros <= 0) return false;
+    const until = performance.now() + this.policy.spinMicros / 1000;
+    for (let polls = 1; ; polls++) {
+      if (this.settle()) return true;
+      if (polls % POLLS_PER_YIELD === 0) {
+        if (performance.now() > until) return false;
+        this.addon.yieldCpu();
+      }
+    }
+  }
+
+  close(): void {
+    this.addon.close(this.waiter);
+  }
+}
