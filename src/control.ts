@@ -3,7 +3,7 @@
  * started the rank (the launcher itself, or the launcher's agent on a remote host). It carries
  * start-up rendezvous, finalize and abort notices; data never goes through it.
  */
-import type { PeerAddress } from "./transport.js";
+import type { PeerAddress } from "./transport/index.js";
 
 /** Messages a rank sends to its launcher. */
 export type RankToLauncher =

@@ -8,7 +8,8 @@ import { Communicator } from "./comm.js";
 import { ControlChannel } from "./control.js";
 import { MpiError } from "./errors.js";
 import { PointToPoint } from "./p2p.js";
-import { ZmqTransport, type Transport } from "./transport.js";
+import type { Transport } from "./transport/index.js";
+import { ZmqTransport } from "./transport/zmq.js";
 
 interface RankState {
   world: Communicator;
@@ -33,21 +34,22 @@ async function start(): Promise<RankState> {
   const rank = control ? envInt("TSMPI_RANK", 0) : 0;
   const size = control ? envInt("TSMPI_SIZE", 1) : 1;
   const p2p = new PointToPoint(rank, size);
+  const host = process.env.TSMPI_HOST_ID ?? hostname();
   let transport: Transport | null = null;
   if (control) {
     if (size > 1) {
       transport = await ZmqTransport.open(
         {
           rank,
-          host: process.env.TSMPI_HOST_ID ?? hostname(),
+          host,
           ipcDir: process.env.TSMPI_JOB_DIR,
           tcpAddress: process.env.TSMPI_TCP_ADDRESS,
         },
-        { message: p2p.arrive, fin: p2p.fin },
+        { message: p2p.message },
       );
       p2p.attach(transport);
     }
-    const table = await control.rendezvous({ t: "hello", rank, address: transport?.address ?? null });
+    const table = await control.rendezvous({ t: "hello", rank, address: transport ? { host, zmq: transport.address } : null });
     transport?.setPeers(table.map((a, r) => a ?? { host: `missing-${r}` }));
     control.onGone((g) => p2p.peerGone(g.rank, g.sentTo, g.how));
   }
@@ -80,8 +82,8 @@ export function finalize(): Promise<void> {
     // close() puts a FIN behind every pending send and waits for its acknowledgement, so it is
     // also the flush. The launcher is told only afterwards: peers that know we are gone stop
     // acknowledging us, so announcing first could leave close() waiting for a FIN-ACK forever.
-    await s.transport?.close();
-    await s.control?.send({ t: "fin", rank: s.world.rank, sentTo: s.transport?.sentTo ?? [] });
+    await s.p2p.close();
+    await s.control?.send({ t: "fin", rank: s.world.rank, sentTo: s.p2p.sentTo });
   })();
   return finalizing;
 }

@@ -1,0 +1,83 @@
+/**
+ * The point-to-point message protocol, above any transport (Open MPI's PML to the transports'
+ * BTLs): the header every message starts with, and the control messages of the protocol itself,
+ * the large-message acknowledgement and the FIN handshake. A transport only moves the frames.
+ */
+import { MpiError } from "./errors.js";
+
+/** What a message carries besides its payload frames. */
+export interface Envelope {
+  /** Payload encoding (wire.Kind), or one of the protocol kinds below. */
+  kind: number;
+  /** Context id: which communicator (and whether point-to-point or collective traffic). */
+  ctx: number;
+  /** Sender's world rank. */
+  src: number;
+  tag: number;
+  /** Encoding detail, e.g. the typed-array class of a raw payload; the ack id of an ACK. */
+  meta: number;
+}
+
+// Protocol kinds, above the wire kinds.
+/** The receiver has the whole message whose ack id is in `meta`: the sender's buffers are free. */
+export const KIND_ACK = 16;
+/** The sender has finalized; everything it sent on this link came before. */
+export const KIND_FIN = 17;
+export const KIND_FIN_ACK = 18;
+
+/**
+ * Payloads up to this size travel inside the header frame: each extra frame costs the sender and
+ * the receiver a few µs, which is a visible share of a small message.
+ */
+export const INLINE_LIMIT = 8 * 1024;
+/**
+ * The header counts inline frames in 16 bits. (A value with that many binary parts packs to more
+ * than INLINE_LIMIT anyway, since each part leaves a reference in the packed frame.)
+ */
+export const MAX_INLINE_FRAMES = 0xffff;
+
+/**
+ * Header frame: kind u8, unused u8, number of inline payload frames u16, then ctx, src, tag,
+ * meta and ack id as u32 (little-endian), then one u32 length per inline frame and their bytes.
+ * A fixed layout rather than msgpack: it is read and written on every message.
+ */
+const HEADER_BYTES = 24;
+
+/** `inlineBytes`: the inline frames' total size (the caller has it already). */
+export function writeHeader(env: Envelope, ackId: number, inline: readonly Buffer[] = [], inlineBytes = 0): Buffer {
+  const h = Buffer.allocUnsafe(HEADER_BYTES + 4 * inline.length + inlineBytes);
+  h.writeUInt8(env.kind, 0);
+  h.writeUInt8(0, 1);
+  h.writeUInt16LE(inline.length, 2);
+  h.writeUInt32LE(env.ctx, 4);
+  h.writeUInt32LE(env.src, 8);
+  h.writeUInt32LE(env.tag, 12);
+  h.writeUInt32LE(env.meta, 16);
+  h.writeUInt32LE(ackId, 20);
+  let at = HEADER_BYTES + 4 * inline.length;
+  for (let i = 0; i < inline.length; i++) {
+    const f = inline[i]!;
+    h.writeUInt32LE(f.byteLength, HEADER_BYTES + 4 * i);
+    h.set(f, at);
+    at += f.byteLength;
+  }
+  return h;
+}
+
+/** The envelope, ack id and payload frames of a received message. */
+export function readMessage(msg: Buffer[]): { env: Envelope; ackId: number; frames: Buffer[] } {
+  const h = msg[0]!;
+  if (h.byteLength < HEADER_BYTES) throw new MpiError(`corrupt message: header of ${h.byteLength} bytes`);
+  const env: Envelope = { kind: h.readUInt8(0), ctx: h.readUInt32LE(4), src: h.readUInt32LE(8), tag: h.readUInt32LE(12), meta: h.readUInt32LE(16) };
+  const n = h.readUInt16LE(2);
+  if (n === 0) return { env, ackId: h.readUInt32LE(20), frames: msg.slice(1) };
+  const frames: Buffer[] = [];
+  let at = HEADER_BYTES + 4 * n;
+  for (let i = 0; i < n; i++) {
+    const len = h.readUInt32LE(HEADER_BYTES + 4 * i);
+    frames.push(h.subarray(at, at + len));
+    at += len;
+  }
+  if (at !== h.byteLength) throw new MpiError(`corrupt message: inline frames of ${at} bytes in a header of ${h.byteLength}`);
+  return { env, ackId: h.readUInt32LE(20), frames };
+}
