@@ -1,15 +1,11 @@
 // Collective latency and large-allreduce time against point-to-point measured in the same run.
 // `npx tsmpirun -n 4 bench/collectives.ts` (npm run bench runs 2, 4 and 8 ranks).
 import { finalize, init, wtime } from "tsmpi";
+import { median } from "./lib.js";
 import { RawMesh } from "./zmq-floor.js";
 
 const world = await init();
 const { rank, size } = world;
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
 
 /**
  * Median over 9 batches of the time per call of `op` (µs), after a warm-up of `warm` calls (V8

@@ -37,3 +37,21 @@ export function launchTime(args: string[], env: NodeJS.ProcessEnv = process.env,
   }
   return times.sort((a, b) => a - b)[Math.floor(runs / 2)]!;
 }
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+/** Median one-way time in µs of `iters` round trips after a warm-up, in 10 batches. */
+export async function oneWayMicros(iters: number, roundTrip: () => Promise<unknown>): Promise<number> {
+  for (let i = 0; i < Math.min(200, iters); i++) await roundTrip();
+  const batch = Math.max(1, Math.floor(iters / 10));
+  const samples: number[] = [];
+  for (let b = 0; b < 10; b++) {
+    const t0 = performance.now();
+    for (let i = 0; i < batch; i++) await roundTrip();
+    samples.push(((performance.now() - t0) * 1000) / batch / 2);
+  }
+  return median(samples);
+}

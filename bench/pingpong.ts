@@ -2,6 +2,7 @@
 // Run with 2 ranks: `npx tsmpirun -n 2 bench/pingpong.ts` (npm run bench does).
 import * as zmq from "zeromq";
 import { finalize, init } from "tsmpi";
+import { oneWayMicros as measure } from "./lib.js";
 
 const SIZES = [8, 64, 512, 4096, 32768, 262144, 1048576, 4194304];
 const world = await init();
@@ -10,24 +11,6 @@ const peer = 1 - world.rank;
 
 function iterations(bytes: number): number {
   return bytes <= 4096 ? 2000 : bytes <= 262144 ? 500 : 60;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
-
-/** Median one-way time in µs of `iters` round trips after a warm-up, in 10 batches. */
-async function measure(iters: number, roundTrip: () => Promise<void>): Promise<number> {
-  for (let i = 0; i < Math.min(200, iters); i++) await roundTrip();
-  const batch = Math.max(1, Math.floor(iters / 10));
-  const samples: number[] = [];
-  for (let b = 0; b < 10; b++) {
-    const t0 = performance.now();
-    for (let i = 0; i < batch; i++) await roundTrip();
-    samples.push(((performance.now() - t0) * 1000) / batch / 2);
-  }
-  return median(samples);
 }
 
 async function tsmpi(bytes: number): Promise<number> {
