@@ -27,6 +27,12 @@ describe("shared-memory addon", () => {
     expect(typeof build(dir).map).toBe("function");
   });
 
+  it("reports why it is unavailable instead of throwing when the addon cannot be used (TSMPI_SHM_ADDON=0)", async () => {
+    const code = `import { loadShm } from "./src/transport/native.ts"; console.log(JSON.stringify(loadShm()));`;
+    const r = await execa(process.execPath, ["--import", "tsx", "--input-type=module", "-e", code], { cwd: ROOT, env: { TSMPI_SHM_ADDON: "0" }, timeout: 30_000 });
+    expect(JSON.parse(r.stdout)).toEqual({ error: "TSMPI_SHM_ADDON=0 disables the shared-memory addon" });
+  });
+
   it("creates private segments (mode 0600) that two mappings share, and refuses to create one twice", () => {
     const name = segmentName();
     const a = shm.map(name, 1 << 20, true);
