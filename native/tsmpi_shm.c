@@ -61,6 +61,17 @@ static int get_args(napi_env env, napi_callback_info info, size_t want, napi_val
   return 1;
 }
 
+/* Reads `want` arguments, the first of them a segment name, into `name`; 0 (with a JS exception) otherwise. */
+static int name_args(napi_env env, napi_callback_info info, size_t want, napi_value* argv, char name[256]) {
+  if (!get_args(env, info, want, argv)) return 0;
+  size_t len;
+  if (napi_get_value_string_utf8(env, argv[0], name, 256, &len) != napi_ok || len >= 255) {
+    napi_throw_type_error(env, NULL, "tsmpi_shm: a segment name must be a string of at most 254 bytes");
+    return 0;
+  }
+  return 1;
+}
+
 static void unmap(napi_env env, void* data, void* hint) {
   (void)env;
   munmap(data, (size_t)(uintptr_t)hint);
@@ -69,10 +80,8 @@ static void unmap(napi_env env, void* data, void* hint) {
 /* map(name: string, bytes: number, create: boolean): ArrayBuffer */
 static napi_value Map(napi_env env, napi_callback_info info) {
   napi_value argv[3];
-  if (!get_args(env, info, 3, argv)) return NULL;
   char name[256];
-  size_t len;
-  CHECK(napi_get_value_string_utf8(env, argv[0], name, sizeof name, &len));
+  if (!name_args(env, info, 3, argv, name)) return NULL;
   int64_t bytes;
   CHECK(napi_get_value_int64(env, argv[1], &bytes));
   bool create;
@@ -109,10 +118,8 @@ static napi_value Map(napi_env env, napi_callback_info info) {
 /* unlink(name: string): boolean (false when it was already gone) */
 static napi_value Unlink(napi_env env, napi_callback_info info) {
   napi_value argv[1];
-  if (!get_args(env, info, 1, argv)) return NULL;
   char name[256];
-  size_t len;
-  CHECK(napi_get_value_string_utf8(env, argv[0], name, sizeof name, &len));
+  if (!name_args(env, info, 1, argv, name)) return NULL;
   napi_value out;
   CHECK(napi_get_boolean(env, shm_unlink(name) == 0, &out));
   return out;
@@ -258,9 +265,11 @@ static napi_value WaiterNew(napi_env env, napi_callback_info info) {
   return ext;
 }
 
-static Waiter* get_waiter(napi_env env, napi_value v) {
+/* Reads `want` arguments, the first of them a waiter; NULL (with a JS exception) otherwise. */
+static Waiter* waiter_args(napi_env env, napi_callback_info info, size_t want, napi_value* argv) {
+  if (!get_args(env, info, want, argv)) return NULL;
   void* p;
-  if (napi_get_value_external(env, v, &p) != napi_ok) {
+  if (napi_get_value_external(env, argv[0], &p) != napi_ok) {
     napi_throw_type_error(env, NULL, "tsmpi_shm: expected a waiter");
     return NULL;
   }
@@ -270,8 +279,7 @@ static Waiter* get_waiter(napi_env env, napi_value v) {
 /* arm(waiter, expected: number): void — calls back once the word differs from `expected`. */
 static napi_value WaiterArm(napi_env env, napi_callback_info info) {
   napi_value argv[2];
-  if (!get_args(env, info, 2, argv)) return NULL;
-  Waiter* w = get_waiter(env, argv[0]);
+  Waiter* w = waiter_args(env, info, 2, argv);
   if (!w) return NULL;
   int32_t expected;
   CHECK(napi_get_value_int32(env, argv[1], &expected));
@@ -288,8 +296,7 @@ static napi_value WaiterArm(napi_env env, napi_callback_info info) {
 /* close(waiter): void — stops and joins the thread; no callback runs afterwards. */
 static napi_value WaiterClose(napi_env env, napi_callback_info info) {
   napi_value argv[1];
-  if (!get_args(env, info, 1, argv)) return NULL;
-  Waiter* w = get_waiter(env, argv[0]);
+  Waiter* w = waiter_args(env, info, 1, argv);
   if (!w) return NULL;
   stop_thread(env, w);
   return NULL;
