@@ -127,9 +127,14 @@ export class PointToPoint {
     );
   }
 
+  /** A protocol message of this rank (ACK, FIN, FIN-ACK): a header alone. */
+  private control(kind: number, meta: number): Buffer[] {
+    return [writeHeader({ kind, ctx: 0, src: this.rank, tag: 0, meta }, 0)];
+  }
+
   private reply(peer: number, kind: number, meta: number): void {
     if (this.gone.has(peer) || this.closed || !this.transport) return;
-    this.transport.send(peer, [writeHeader({ kind, ctx: 0, src: this.rank, tag: 0, meta }, 0)], 1).catch(() => {});
+    this.transport.send(peer, this.control(kind, meta), 1).catch(() => {});
   }
 
   /**
@@ -146,8 +151,7 @@ export class PointToPoint {
       await Promise.all(
         peers.map((peer) => {
           const acked = new Promise<void>((done) => this.finAcks.set(peer, done));
-          const fin = writeHeader({ kind: KIND_FIN, ctx: 0, src: this.rank, tag: 0, meta: 0 }, 0);
-          void t.send(peer, [fin], 1).catch(() => this.finAcks.get(peer)?.());
+          void t.send(peer, this.control(KIND_FIN, 0), 1).catch(() => this.finAcks.get(peer)?.());
           return acked;
         }),
       );
