@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { basename } from "node:path";
 import yargs from "yargs";
+import { TRANSPORT_CHOICES, type TransportChoice } from "../src/transport/index.js";
 
 /** A mistake in how tsmpirun was called: printed without a stack, exit status 2. */
 export class UsageError extends Error {
@@ -30,6 +31,8 @@ export interface LaunchOptions {
   launchAgent?: string;
   /** Interface name or CIDR block whose address ranks listen on for other hosts. */
   tcpIf?: string;
+  /** How ranks on one host talk (ranks on different hosts always use tcp). */
+  transport: TransportChoice;
 }
 
 /** tsmpirun's long options, and whether each takes a value. */
@@ -138,6 +141,10 @@ export function parseArgs(argv: string[], warn: (line: string) => void = (line) 
     .option("tag-output", { type: "boolean", default: false, describe: "prefix every output line with [rank]" })
     .option("timeout", { type: "string", describe: "stop the whole job after SECONDS (exit status 124); 0, the default, means no limit" })
     .option("launch-agent", { type: "string", describe: "how remote hosts are reached (default ssh; srun inside a Slurm allocation)" })
+    .option("transport", {
+      type: "string",
+      describe: "how ranks on one host talk: auto (shared memory when the addon loads, else ZeroMQ ipc with a warning), shm (shared memory or an error), zmq (env TSMPI_TRANSPORT)",
+    })
     .option("tcp-if", { type: "string", describe: "interface name or CIDR block (e.g. eth1, 10.0.0.0/8) whose address ranks use between hosts (env TSMPI_TCP_IF)" })
     .strictOptions()
     .help()
@@ -181,7 +188,16 @@ export function parseArgs(argv: string[], warn: (line: string) => void = (line) 
     timeout,
     launchAgent: a["launch-agent"],
     tcpIf: a["tcp-if"] ?? process.env.TSMPI_TCP_IF,
+    transport: transportOption(a.transport),
   };
+}
+
+function transportOption(given: string | undefined): TransportChoice {
+  const [value, where] = given !== undefined ? [given, "--transport"] : [process.env.TSMPI_TRANSPORT ?? "auto", "TSMPI_TRANSPORT"];
+  if (!(TRANSPORT_CHOICES as readonly string[]).includes(value)) {
+    throw new UsageError(`${where} ${JSON.stringify(value)}: must be one of ${TRANSPORT_CHOICES.join(", ")}`);
+  }
+  return value as TransportChoice;
 }
 
 /** --help was printed; nothing else to do. */

@@ -201,7 +201,7 @@ class Job {
   /** Starts every host's agent (remote ones first, all at once), then every rank. */
   private async startHosts(start: Start): Promise<Promise<void>[] | null> {
     const multiHost = this.placements.length > 1;
-    const userEnv = definedOnly(this.opts.env);
+    const userEnv = { ...definedOnly(this.opts.env), TSMPI_TRANSPORT: this.opts.transport };
     const remote = this.placements.filter((p) => p.remote);
     const tcpIfHere = this.opts.tcpIf ? interfaceAddress(this.opts.tcpIf) : undefined;
     if (multiHost && this.opts.tcpIf && !tcpIfHere && this.placements.some((p) => !p.remote)) {

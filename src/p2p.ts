@@ -111,7 +111,7 @@ export class PointToPoint {
     const bytes = payloadBytes(frames);
     if (bytes <= INLINE_LIMIT && frames.length <= MAX_INLINE_FRAMES) return t.send(dest, [writeHeader(env, 0, frames, bytes)], 1);
     let needsAck = false;
-    for (let i = borrowedFrom; i < frames.length; i++) if (frames[i]!.byteLength > t.copyLimit) needsAck = true;
+    for (let i = borrowedFrom; i < frames.length; i++) if (frames[i]!.byteLength > t.copyLimit(dest)) needsAck = true;
     if (!needsAck) return t.send(dest, [writeHeader(env, 0), ...frames], borrowedFrom + 1);
     const ackId = this.nextAck++;
     const acked = new Promise<void>((done) => this.acks.set(ackId, { peer: dest, done }));

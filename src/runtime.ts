@@ -8,14 +8,13 @@ import { Communicator } from "./comm.js";
 import { ControlChannel } from "./control.js";
 import { MpiError } from "./errors.js";
 import { PointToPoint } from "./p2p.js";
-import type { Transport } from "./transport/index.js";
-import { ZmqTransport } from "./transport/zmq.js";
+import { Router, TRANSPORT_CHOICES, type TransportChoice } from "./transport/index.js";
 
 interface RankState {
   world: Communicator;
   p2p: PointToPoint;
   control: ControlChannel | null;
-  transport: Transport | null;
+  transport: Router | null;
 }
 
 let started: Promise<RankState> | null = null;
@@ -29,27 +28,36 @@ function envInt(name: string, fallback: number): number {
   return n;
 }
 
+function transportChoice(): TransportChoice {
+  const v = process.env.TSMPI_TRANSPORT ?? "auto";
+  if (!(TRANSPORT_CHOICES as readonly string[]).includes(v)) throw new MpiError(`init: TSMPI_TRANSPORT=${JSON.stringify(v)} is not one of ${TRANSPORT_CHOICES.join(", ")}`);
+  return v as TransportChoice;
+}
+
 async function start(): Promise<RankState> {
   const control = ControlChannel.connect();
   const rank = control ? envInt("TSMPI_RANK", 0) : 0;
   const size = control ? envInt("TSMPI_SIZE", 1) : 1;
   const p2p = new PointToPoint(rank, size);
   const host = process.env.TSMPI_HOST_ID ?? hostname();
-  let transport: Transport | null = null;
+  let transport: Router | null = null;
   if (control) {
     if (size > 1) {
-      transport = await ZmqTransport.open(
+      transport = await Router.open(
         {
           rank,
           host,
-          ipcDir: process.env.TSMPI_JOB_DIR,
+          choice: transportChoice(),
+          localSize: envInt("TSMPI_LOCAL_SIZE", 1),
+          localRank: envInt("TSMPI_LOCAL_RANK", 0),
+          jobDir: process.env.TSMPI_JOB_DIR,
           tcpAddress: process.env.TSMPI_TCP_ADDRESS,
         },
         { message: p2p.message },
       );
       p2p.attach(transport);
     }
-    const table = await control.rendezvous({ t: "hello", rank, address: transport ? { host, zmq: transport.address } : null });
+    const table = await control.rendezvous({ t: "hello", rank, address: transport ? { host, ...transport.address } : null });
     transport?.setPeers(table.map((a, r) => a ?? { host: `missing-${r}` }));
     control.onGone((g) => p2p.peerGone(g.rank, g.sentTo, g.how));
   }

@@ -75,13 +75,33 @@ export class Doorbell {
   /**
    * Resolves once `ready()` returns true. `ready` is polled often and should only look at ring
    * counters. Waits already running are polled alongside.
+   *
+   * Polling starts from a macrotask, never inside the caller: a caller that posts a receive and
+   * then sends (sendrecv, a halo exchange) must get its sends out before this rank spins.
    */
   until(ready: () => boolean): Promise<void> {
     if (ready()) return Promise.resolve();
     return new Promise<void>((resolve) => {
       this.pending.push({ ready, resolve });
-      if (!this.running) void this.run();
+      if (!this.running) {
+        this.running = true;
+        setImmediate(() => void this.run());
+      }
     });
+  }
+
+  /** The counter producers bump: a wait whose condition is "anything new" compares it. */
+  count(): number {
+    return Atomics.load(this.words, COUNT);
+  }
+
+  /**
+   * Rings this doorbell from its own process: something a pending condition looks at changed
+   * outside the rings (a wait was cancelled), so a sleeping loop must poll once more.
+   */
+  interrupt(): void {
+    Atomics.add(this.words, COUNT, 1);
+    if (Atomics.load(this.words, SLEEPING) !== 0) this.addon.wake(this.words.buffer as ArrayBuffer, this.words.byteOffset);
   }
 
   /** Resolves every pending wait whose condition holds; true if there was one. */
@@ -99,7 +119,6 @@ export class Doorbell {
   }
 
   private async run(): Promise<void> {
-    this.running = true;
     try {
       while (this.pending.length > 0) {
         if (this.spin()) {

@@ -1,11 +1,17 @@
 /**
- * The transport layer: byte movers between ranks (Open MPI's BTLs). A transport delivers a
- * message's frames to a rank, in order per peer, and says when the caller's buffers are free; it
- * knows nothing of envelopes, matching or acknowledgements, which are the point-to-point
- * protocol's (src/protocol.ts, src/p2p.ts). Each peer is reached by the best transport that can
- * reach it; today that is ZeroMQ (ipc on one host, tcp between hosts), and the shared-memory
- * pieces (native.ts, ring.ts, doorbell.ts) are being assembled into the next one.
+ * The transport layer: byte movers between ranks (Open MPI's BTLs), and the router that picks one
+ * per peer (its BML). A transport delivers a message's frames to a rank, in order per peer, and says
+ * when the caller's buffers are free; it knows nothing of envelopes, matching or acknowledgements,
+ * which are the point-to-point protocol's (src/protocol.ts, src/p2p.ts).
+ *
+ * Each peer is reached by the best transport that can reach it: shared memory (shm.ts) on the same
+ * host, else ZeroMQ (zmq.ts: ipc on the same host, tcp between hosts). A message to oneself never
+ * reaches this layer.
  */
+import { cpus } from "node:os";
+import { MpiError } from "../errors.js";
+import { spinPolicy } from "./doorbell.js";
+import { loadShm } from "./native.js";
 
 /**
  * How other ranks reach this one: the host, plus one entry per transport in a shape only that
@@ -25,12 +31,14 @@ export interface Transport {
   /** This transport's entry of the rank's address (see PeerAddress). */
   readonly address: unknown;
   /**
-   * Borrowed frames up to this size are copied by `send`, so the caller's memory is free when it
-   * resolves. Larger ones are still read after that, until the receiver has the message: the
-   * protocol then waits for its acknowledgement.
+   * Borrowed frames up to this size are copied by `send` to `dest`, so the caller's memory is free
+   * when it resolves. Larger ones are still read after that, until the receiver has the message:
+   * the protocol then waits for its acknowledgement.
    */
-  readonly copyLimit: number;
+  copyLimit(dest: number): number;
   setPeers(table: readonly PeerAddress[]): void;
+  /** After setPeers: whether this transport can carry messages to `dest`. */
+  reaches(dest: number): boolean;
   /**
    * Queues a message for `dest`. Frames from index `borrowedFrom` on are views of the caller's
    * memory. Resolves once the message is queued and the copied frames are ours.
@@ -43,4 +51,116 @@ export interface Transport {
   poke(): void;
   /** Closes the transport; call after the protocol has flushed what matters. */
   close(): void;
+}
+
+/** `--transport` / TSMPI_TRANSPORT: how ranks on one host talk. */
+export type TransportChoice = "auto" | "shm" | "zmq";
+export const TRANSPORT_CHOICES: readonly TransportChoice[] = ["auto", "shm", "zmq"];
+
+export interface OpenOptions {
+  rank: number;
+  host: string;
+  choice: TransportChoice;
+  /** Ranks of the job on this host, this one included. */
+  localSize: number;
+  /** This rank's index among them (the one that prints the fallback warning is 0). */
+  localRank: number;
+  /** This job's directory on this host: ipc sockets live in it, segment names derive from it. */
+  jobDir?: string;
+  /** Address other hosts reach this rank at; set only when the job spans hosts. */
+  tcpAddress?: string;
+}
+
+/** The transports of one rank, and which one each peer is reached by. */
+export class Router implements Transport {
+  private routes: Transport[] = [];
+
+  private constructor(
+    private readonly rank: number,
+    /** In order of preference. */
+    private readonly transports: ReadonlyArray<{ name: string; transport: Transport }>,
+  ) {}
+
+  /**
+   * Opens what this rank needs: shared memory when other ranks share its host (unless `zmq` was
+   * chosen), ZeroMQ when the job spans hosts or shared memory is not used. Ranks that talk only
+   * through shared memory never load ZeroMQ (a visible share of a rank's start-up).
+   */
+  static async open(opts: OpenOptions, handlers: TransportHandlers): Promise<Router> {
+    const transports: { name: string; transport: Transport }[] = [];
+    if (opts.choice !== "zmq" && opts.localSize > 1) {
+      const shm = loadShm();
+      if (shm.addon) {
+        const { ShmTransport } = await import("./shm.js");
+        const prefix = `/${(opts.jobDir ?? `/tsmpi-${process.ppid}`).split("/").pop()}`;
+        const policy = spinPolicy(opts.localSize, cpus().length);
+        transports.push({ name: "shm", transport: ShmTransport.open(shm.addon, { rank: opts.rank, host: opts.host, localSize: opts.localSize, prefix, policy }, handlers) });
+      } else if (opts.choice === "shm") {
+        throw new MpiError(`--transport shm: ${shm.error}`);
+      } else if (opts.localRank === 0) {
+        process.stderr.write(`tsmpi: warning: ranks on host ${opts.host} talk through ZeroMQ ipc, not shared memory: ${shm.error}\n`);
+      }
+    }
+    if (transports.length === 0 || opts.tcpAddress !== undefined) {
+      const { ZmqTransport } = await import("./zmq.js");
+      const zmq = await ZmqTransport.open({ rank: opts.rank, host: opts.host, ipcDir: opts.jobDir, tcpAddress: opts.tcpAddress }, handlers);
+      transports.push({ name: "zmq", transport: zmq });
+    }
+    return new Router(opts.rank, transports);
+  }
+
+  get address(): Record<string, unknown> {
+    return Object.fromEntries(this.transports.map((t) => [t.name, t.transport.address]));
+  }
+
+  setPeers(table: readonly PeerAddress[]): void {
+    for (const { transport } of this.transports) transport.setPeers(table);
+    this.routes = table.map((peer, dest) => {
+      if (dest === this.rank) return this.transports[0]!.transport; // never used: p2p delivers to itself
+      const t = this.transports.find(({ transport }) => transport.reaches(dest));
+      if (!t) {
+        const offered = Object.keys(peer).filter((k) => k !== "host");
+        throw new MpiError(
+          `rank ${this.rank} (host ${table[this.rank]?.host}) cannot reach rank ${dest} (host ${peer.host}): ` +
+            `it offers ${offered.join(", ") || "nothing"}, this rank has ${this.transports.map((x) => x.name).join(", ")} (are both started with the same --transport?)`,
+        );
+      }
+      return t.transport;
+    });
+  }
+
+  /** The name of the transport that carries messages to `dest` (for tests and reports). */
+  routeTo(dest: number): string | undefined {
+    return this.transports.find((t) => t.transport === this.routes[dest])?.name;
+  }
+
+  reaches(dest: number): boolean {
+    return this.routes[dest] !== undefined;
+  }
+
+  copyLimit(dest: number): number {
+    return this.routes[dest]!.copyLimit(dest);
+  }
+
+  send(dest: number, frames: Buffer[], borrowedFrom: number): Promise<void> {
+    const t = this.routes[dest];
+    if (!t) return Promise.reject(new MpiError(`transport: no route to rank ${dest}`));
+    return t.send(dest, frames, borrowedFrom);
+  }
+
+  hold(): void {
+    for (const { transport } of this.transports) transport.hold();
+  }
+
+  release(): void {
+    for (const { transport } of this.transports) transport.release();
+  }
+
+  poke(): void {
+    for (const { transport } of this.transports) transport.poke();
+  }
+
+  close(): void {
+    for (const { transport } of this.transports) transport.close();
+  }
 }

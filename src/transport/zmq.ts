@@ -54,7 +54,6 @@ export interface ZmqTransportOptions {
 }
 
 export class ZmqTransport implements Transport {
-  readonly copyLimit = COPY_LIMIT;
   private peers: readonly PeerAddress[] = [];
   private readonly links = new Map<number, Link>();
   private holds = 0;
@@ -87,8 +86,18 @@ export class ZmqTransport implements Transport {
     return new ZmqTransport(opts.rank, opts.host, pull, address, handlers);
   }
 
+  copyLimit(): number {
+    return COPY_LIMIT;
+  }
+
   setPeers(table: readonly PeerAddress[]): void {
     this.peers = table;
+  }
+
+  reaches(dest: number): boolean {
+    const peer = this.peers[dest];
+    const a = (peer?.zmq ?? {}) as ZmqAddress;
+    return peer !== undefined && ((peer.host === this.host && a.ipc !== undefined) || a.tcp !== undefined);
   }
 
   send(dest: number, frames: Buffer[], borrowedFrom: number): Promise<void> {

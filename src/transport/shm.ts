@@ -1,0 +1,331 @@
+/**
+ * The shared-memory transport, for ranks on one host (Open MPI's btl/sm is the model).
+ *
+ * Each rank creates one segment before the rendezvous: a header, its doorbell, and one incoming
+ * ring per local rank. A rank sends to a peer by copying into its ring in the peer's segment and
+ * ringing the peer's doorbell; the peer copies out. Once every local peer has mapped a segment, the
+ * last of them unlinks its name, so the memory goes away with the job's processes.
+ *
+ * A message in a ring is `u32 frame count`, one `u32 length` per frame, then the frames' bytes.
+ * Frames are copied in, so the caller's memory is free when `send` resolves (no acknowledgement
+ * needed for any size). A full ring never blocks `send`: the rest waits in a queue, and this rank's
+ * waiting loop pushes it as the receiver makes room (two ranks sending large messages to each other
+ * would deadlock otherwise). While such a send waits, incoming messages are read too, for the same
+ * reason.
+ */
+import { MpiError } from "../errors.js";
+import { Bell, Doorbell, DOORBELL_BYTES, type SpinPolicy } from "./doorbell.js";
+import type { PeerAddress, Transport, TransportHandlers } from "./index.js";
+import type { ShmAddon } from "./native.js";
+import { Ring } from "./ring.js";
+
+/** This transport's entry of a rank's address. */
+export interface ShmAddress {
+  /** The segment's POSIX name. */
+  name: string;
+  /** Data bytes of each ring in it. */
+  capacity: number;
+  /** Rings in it: one per rank of the host, in world-rank order. */
+  slots: number;
+}
+
+/** Segment layout: a header line (word 0 counts the peers that have mapped it), the doorbell, the rings. */
+const ATTACHED = 0;
+const HEADER_BYTES = 64;
+const DOORBELL_AT = HEADER_BYTES;
+const RINGS_AT = DOORBELL_AT + DOORBELL_BYTES;
+/** Bytes published at a time, so the receiver copies out while the sender still copies in. */
+const CHUNK = 64 * 1024;
+
+/**
+ * Ring size for `localRanks` ranks on a host: about 32 MiB in all (Docker gives /dev/shm 64 MiB by
+ * default), between 64 KiB (a chunk) and 1 MiB (larger rings measured no faster).
+ */
+export function ringCapacity(localRanks: number): number {
+  const pairs = Math.max(1, localRanks * (localRanks - 1));
+  const target = Math.floor((32 * 1024 * 1024) / pairs);
+  const pow2 = 2 ** Math.floor(Math.log2(Math.max(1, target)));
+  return Math.min(1024 * 1024, Math.max(64 * 1024, pow2));
+}
+
+function segmentBytes(capacity: number, slots: number): number {
+  return RINGS_AT + slots * Ring.bytes(capacity);
+}
+
+function ringAt(capacity: number, slot: number): number {
+  return RINGS_AT + slot * Ring.bytes(capacity);
+}
+
+/** A message being copied into a peer's ring. */
+interface Outgoing {
+  parts: Buffer[];
+  part: number;
+  offset: number;
+  resolve(): void;
+  reject(e: unknown): void;
+}
+
+/** The sending side of one peer: our ring in its segment, its doorbell, what waits for room. */
+class Outbox {
+  readonly queue: Outgoing[] = [];
+  constructor(
+    readonly ring: Ring,
+    readonly bell: Bell,
+  ) {}
+
+  /** Copies as much of `m` as fits; true when all of it is in. Rings the bell for what it published. */
+  push(m: Outgoing): boolean {
+    let published = 0;
+    try {
+      while (m.part < m.parts.length) {
+        const part = m.parts[m.part]!;
+        while (m.offset < part.byteLength) {
+          const n = this.ring.push(part.subarray(m.offset, m.offset + CHUNK));
+          if (n === 0) {
+            // Full: let the receiver see what is in, and ask it for room (unless room appeared).
+            if (published > 0) this.bell.ring();
+            published = 0;
+            if (!this.ring.wantRoom()) return false;
+            continue;
+          }
+          m.offset += n;
+          published += n;
+          if (published >= CHUNK) {
+            this.bell.ring();
+            published = 0;
+          }
+        }
+        m.part++;
+        m.offset = 0;
+      }
+      return true;
+    } finally {
+      if (published > 0) this.bell.ring();
+    }
+  }
+}
+
+const COUNT = 0;
+const LENGTHS = 1;
+const BODY = 2;
+
+/** The receiving side of one peer: its ring in our segment, read as a stream of messages. */
+class Inbox {
+  private stage = COUNT;
+  private readonly countBuf = Buffer.alloc(4);
+  private buf: Uint8Array = this.countBuf;
+  private got = 0;
+  private frames: Buffer[] = [];
+  private frame = 0;
+
+  constructor(
+    private readonly ring: Ring,
+    /** The peer's doorbell: rung when it asked for room and we made some. */
+    private readonly peerBell: Bell,
+  ) {}
+
+  /** Reads every complete message waiting in the ring, handing each to `deliver`; true if any. */
+  drain(deliver: (frames: Buffer[]) => void): boolean {
+    let delivered = false;
+    for (;;) {
+      if (this.got < this.buf.byteLength) {
+        const n = this.ring.pull(this.got === 0 ? this.buf : this.buf.subarray(this.got));
+        if (n > 0 && this.ring.takeRoomRequest()) this.peerBell.ring();
+        this.got += n;
+        if (this.got < this.buf.byteLength) return delivered;
+      }
+      if (this.stage === COUNT) {
+        const count = this.countBuf.readUInt32LE(0);
+        this.stage = LENGTHS;
+        this.next(Buffer.allocUnsafe(4 * count));
+      } else if (this.stage === LENGTHS) {
+        const lengths = this.buf as Buffer;
+        this.frames = [];
+        for (let i = 0; i < lengths.byteLength; i += 4) this.frames.push(Buffer.allocUnsafe(lengths.readUInt32LE(i)));
+        this.stage = BODY;
+        this.frame = 0;
+        this.next(this.frames[0] ?? Buffer.alloc(0));
+      } else if (++this.frame < this.frames.length) {
+        this.next(this.frames[this.frame]!);
+      } else {
+        const frames = this.frames;
+        this.frames = [];
+        this.stage = COUNT;
+        this.next(this.countBuf);
+        deliver(frames);
+        delivered = true;
+      }
+    }
+  }
+
+  private next(buf: Uint8Array): void {
+    this.buf = buf;
+    this.got = 0;
+  }
+}
+
+export interface ShmTransportOptions {
+  rank: number;
+  host: string;
+  /** Ranks on this host (TSMPI_LOCAL_SIZE): the segment has a ring for each. */
+  localSize: number;
+  /** Prefix of this job's segment names on this host, e.g. "/tsmpi-AbC123". */
+  prefix: string;
+  policy: SpinPolicy;
+}
+
+export class ShmTransport implements Transport {
+  private readonly outs = new Map<number, Outbox>();
+  private readonly ins: Inbox[] = [];
+  private readonly door: Doorbell;
+  private holds = 0;
+  /** Messages waiting in an outbox queue for room. */
+  private blocked = 0;
+  private pumping = false;
+  private closed = false;
+
+  private constructor(
+    private readonly addon: ShmAddon,
+    private readonly opts: ShmTransportOptions,
+    private readonly segment: ArrayBuffer,
+    readonly address: ShmAddress,
+    private readonly handlers: TransportHandlers,
+  ) {
+    this.door = new Doorbell(addon, segment, DOORBELL_AT, opts.policy);
+  }
+
+  /** Creates this rank's segment; peers map it once the rendezvous has told them its name. */
+  static open(addon: ShmAddon, opts: ShmTransportOptions, handlers: TransportHandlers): ShmTransport {
+    const capacity = ringCapacity(opts.localSize);
+    const address: ShmAddress = { name: `${opts.prefix}-${opts.rank}`, capacity, slots: opts.localSize };
+    const segment = addon.map(address.name, segmentBytes(capacity, opts.localSize), true);
+    return new ShmTransport(addon, opts, segment, address, handlers);
+  }
+
+  copyLimit(): number {
+    return Infinity;
+  }
+
+  /**
+   * Maps the segment of every other rank on this host. Every rank computes the same set from the
+   * same table, so two ranks always agree on whether they talk through shared memory.
+   */
+  setPeers(table: readonly PeerAddress[]): void {
+    const local = sharedMemoryPeers(table, this.opts.host);
+    const me = local.indexOf(this.opts.rank);
+    if (me < 0 || local.length !== this.address.slots) {
+      throw new MpiError(
+        `shared memory: rank ${this.opts.rank} expected ${this.address.slots} ranks on host ${this.opts.host} with shared memory, the job's table has ${local.length} (${local.join(", ")})`,
+      );
+    }
+    for (const [slot, peer] of local.entries()) {
+      if (peer === this.opts.rank) continue;
+      const a = table[peer]!.shm as ShmAddress;
+      let seg: ArrayBuffer;
+      try {
+        seg = this.addon.map(a.name, segmentBytes(a.capacity, a.slots), false);
+      } catch (e) {
+        throw new MpiError(`shared memory: rank ${this.opts.rank} cannot map rank ${peer}'s segment ${a.name}: ${(e as Error).message}`);
+      }
+      // The last rank to map a segment removes its name: the mappings keep the memory.
+      if (Atomics.add(new Int32Array(seg, 0, 1), ATTACHED, 1) + 1 === a.slots - 1) this.addon.unlink(a.name);
+      const peerBell = new Bell(this.addon, seg, DOORBELL_AT);
+      this.outs.set(peer, new Outbox(new Ring(seg, ringAt(a.capacity, me), a.capacity, "producer"), peerBell));
+      this.ins.push(new Inbox(new Ring(this.segment, ringAt(this.address.capacity, slot), this.address.capacity, "consumer"), peerBell));
+    }
+  }
+
+  reaches(dest: number): boolean {
+    return this.outs.has(dest);
+  }
+
+  send(dest: number, frames: Buffer[]): Promise<void> {
+    if (this.closed) return Promise.reject(new MpiError("transport is closed (finalize() was called)"));
+    const out = this.outs.get(dest);
+    if (!out) return Promise.reject(new MpiError(`shared memory: rank ${dest} is not on this host`));
+    const prefix = Buffer.allocUnsafe(4 + 4 * frames.length);
+    prefix.writeUInt32LE(frames.length, 0);
+    for (let i = 0; i < frames.length; i++) prefix.writeUInt32LE(frames[i]!.byteLength, 4 + 4 * i);
+    const m: Outgoing = { parts: [prefix, ...frames], part: 0, offset: 0, resolve: () => {}, reject: () => {} };
+    if (out.queue.length === 0 && out.push(m)) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      m.resolve = resolve;
+      m.reject = reject;
+      out.queue.push(m);
+      this.blocked++;
+      this.wake();
+    });
+  }
+
+  hold(): void {
+    this.holds++;
+    this.wake();
+  }
+
+  release(): void {
+    this.holds--;
+    // A loop asleep for a wait that was just given up would keep the process alive: wake it.
+    if (!this.active() && this.pumping) this.door.interrupt();
+  }
+
+  poke(): void {
+    if (!this.closed) this.progress();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const out of this.outs.values()) {
+      for (const m of out.queue.splice(0)) m.reject(new MpiError("transport is closed (finalize() was called)"));
+    }
+    this.blocked = 0;
+    this.door.interrupt();
+    this.door.close();
+  }
+
+  private active(): boolean {
+    return !this.closed && (this.holds > 0 || this.blocked > 0);
+  }
+
+  private wake(): void {
+    if (this.pumping) return;
+    this.pumping = true;
+    // Not inside the caller: p2p holds before it posts the receive that a delivery would match.
+    queueMicrotask(() => void this.pump());
+  }
+
+  /** The one receive loop of this transport: reads the rings and pushes queued sends while needed. */
+  private async pump(): Promise<void> {
+    try {
+      while (this.active()) {
+        const seen = this.door.count();
+        this.progress();
+        if (!this.active()) break;
+        await this.door.until(() => this.door.count() !== seen || !this.active());
+      }
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  /** Reads what has arrived and pushes what waits for room. */
+  private progress(): void {
+    for (const inbox of this.ins) inbox.drain(this.handlers.message);
+    if (this.blocked === 0) return;
+    for (const out of this.outs.values()) {
+      while (out.queue.length > 0 && out.push(out.queue[0]!)) {
+        out.queue.shift()!.resolve();
+        this.blocked--;
+      }
+    }
+  }
+}
+
+/** World ranks on `host` that offer shared memory, ascending: slot i of every segment is the i-th. */
+export function sharedMemoryPeers(table: readonly PeerAddress[], host: string): number[] {
+  const local: number[] = [];
+  table.forEach((a, r) => {
+    if (a.host === host && a.shm) local.push(r);
+  });
+  return local;
+}
