@@ -4,14 +4,15 @@
  * applies the failure rule: the first rank to fail stops the job everywhere and its exit status
  * becomes the launcher's (128 + signal number for a signal).
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
-import { hostname, tmpdir } from "node:os";
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { hostname } from "node:os";
 import { constants as osConstants } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type { GoneHow, LauncherToRank, RankToLauncher } from "../src/control.js";
 import type { PeerAddress } from "../src/transport/index.js";
 import { interfaceAddress, ownAddresses } from "./addresses.js";
+import { createJobDir } from "./jobdir.js";
 import { definedOnly, HostAgent, inheritedEnv, type Agent, type HostEvents, type RankSpec } from "./agent.js";
 import { UsageError, type LaunchOptions } from "./args.js";
 import { compileScript, needsCompile, resolveScript } from "./compile.js";
@@ -73,7 +74,8 @@ export async function runJob(opts: LaunchOptions, out = new Output(opts.tagOutpu
     .filter((p) => p.ranks.length > 0);
 
   // Per-job directory: this host's ipc sockets and the compiled script, so jobs never collide.
-  const jobDir = mkdtempSync(join(tmpdir(), "tsmpi-"));
+  const dir = createJobDir();
+  const jobDir = dir.path;
   try {
     let runFile = entry;
     let bundle: string | null = null;
@@ -93,7 +95,7 @@ export async function runJob(opts: LaunchOptions, out = new Output(opts.tagOutpu
       bundle,
     });
   } finally {
-    rmSync(jobDir, { recursive: true, force: true });
+    dir.remove();
   }
 }
 

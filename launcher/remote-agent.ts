@@ -7,12 +7,12 @@
  * remote command outlives a dead ssh otherwise.
  *   usage: remote-agent.js [--tcp-if SPEC] [--launcher ADDR,ADDR,...]
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { interfaceAddress, ownAddresses, routeSource, sshClientAddress, sshServerAddress } from "./addresses.js";
 import { HostAgent, inheritedEnv } from "./agent.js";
+import { createJobDir, type JobDir } from "./jobdir.js";
 import { PacedWriter } from "./output.js";
 import { SCRIPT, type AgentToLauncher, type LauncherToAgent, type RemotePlan } from "./protocol.js";
 
@@ -55,7 +55,7 @@ say({
 });
 
 let agent: HostAgent | null = null;
-let jobDir: string | null = null;
+let jobDir: JobDir | null = null;
 let finished = false;
 const input = createInterface({ input: process.stdin });
 
@@ -66,14 +66,14 @@ function stop(): void {
 }
 
 async function start(plan: RemotePlan): Promise<void> {
-  jobDir = mkdtempSync(join(tmpdir(), "tsmpi-"));
+  jobDir = createJobDir();
   let command = plan.command;
   if (plan.bundle !== null) {
-    const file = join(jobDir, "main.mjs");
+    const file = join(jobDir.path, "main.mjs");
     writeFileSync(file, plan.bundle);
     command = command.map((a) => (a === SCRIPT ? file : a));
   }
-  const env: Record<string, string> = { ...inheritedEnv(), ...plan.env, TSMPI_JOB_DIR: jobDir };
+  const env: Record<string, string> = { ...inheritedEnv(), ...plan.env, TSMPI_JOB_DIR: jobDir.path };
   if (plan.multiHost) env.TSMPI_TCP_ADDRESS = plan.tcpAddress ?? ownAddresses()[0] ?? "127.0.0.1";
   agent = new HostAgent(
     { host: plan.host, command, cwd: plan.cwd, env, ranks: plan.ranks },
@@ -85,7 +85,7 @@ async function start(plan: RemotePlan): Promise<void> {
   );
   await agent.run();
   finished = true;
-  rmSync(jobDir, { recursive: true, force: true });
+  jobDir.remove();
   // Everything is reported: stop reading so the event loop empties and the agent exits.
   input.close();
   process.stdin.destroy();
@@ -121,6 +121,6 @@ process.stdout.on("error", () => {
   if (!finished) stop();
 });
 process.on("exit", () => {
-  if (jobDir) rmSync(jobDir, { recursive: true, force: true });
+  jobDir?.remove();
 });
 for (const sig of ["SIGTERM", "SIGINT", "SIGHUP"] as const) process.on(sig, stop);

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PNG } from "pngjs";
 import { describe, expect, it } from "vitest";
-import { fixture, run } from "./helpers.js";
+import { fixture, run, TRANSPORTS } from "./helpers.js";
 
 /** Runs an example with --json and returns rank 0's JSON line (the last line of stdout). */
 async function json(n: number, args: string[]): Promise<Record<string, number | string>> {
@@ -16,10 +16,10 @@ async function json(n: number, args: string[]): Promise<Record<string, number | 
   return JSON.parse(lines[lines.length - 1]!);
 }
 
-describe("BlockGrid", () => {
+describe.each(TRANSPORTS)("BlockGrid over --transport %s", (transport) => {
   for (const n of [1, 2, 3, 4, 5, 6]) {
     it(`exchange, gather and scatter match a globally indexed field (1-, 2-, 3-D) on ${n} rank${n > 1 ? "s" : ""}`, async () => {
-      const r = await run(["-n", String(n), fixture("grid-suite.ts")]);
+      const r = await run(["-n", String(n), "--transport", transport, fixture("grid-suite.ts")]);
       expect(r.stderr).toBe("");
       expect(r.exitCode).toBe(0);
       for (let k = 0; k < n; k++) expect(r.stdout).toContain(`grid-suite ok rank ${k}/${n} 38 configs`);
@@ -28,9 +28,11 @@ describe("BlockGrid", () => {
 });
 
 describe("examples/heat.ts", () => {
-  it("gives the same fieldHash on 1, 2, 3, 4 and 6 ranks, and l2error < 2e-4", async () => {
+  it("gives the same fieldHash on 1, 2, 3, 4 and 6 ranks (and over ZeroMQ), and l2error < 2e-4", async () => {
     const results = [];
     for (const n of [1, 2, 3, 4, 6]) results.push(await json(n, ["examples/heat.ts", "--n", "128", "--steps", "400"]));
+    // The same bits whichever transport carried the halos.
+    results.push(await json(4, ["--transport", "zmq", "examples/heat.ts", "--n", "128", "--steps", "400"]));
     for (const r of results) {
       expect(Object.keys(r).sort()).toEqual(["cellUpdatesPerSecond", "dt", "fieldHash", "l2error", "n", "ranks", "seconds", "steps"]);
       expect(r.fieldHash).toMatch(/^[0-9a-f]{64}$/);
@@ -39,7 +41,7 @@ describe("examples/heat.ts", () => {
       expect(r.l2error).toBeGreaterThan(0);
       expect([r.n, r.steps]).toEqual([128, 400]);
     }
-    expect(results.map((r) => r.ranks)).toEqual([1, 2, 3, 4, 6]);
+    expect(results.map((r) => r.ranks)).toEqual([1, 2, 3, 4, 6, 4]);
     // The plain TypeScript kernel gives the same bits as the WebAssembly SIMD one.
     const js = await json(3, ["examples/heat.ts", "--n", "128", "--steps", "400", "--kernel", "js"]);
     expect(js.fieldHash).toBe(results[0]!.fieldHash);

@@ -15,6 +15,12 @@ export interface RunResult {
   stderr: string;
 }
 
+/**
+ * The transports every launched suite runs under: shared memory (the default between ranks of one
+ * host) and ZeroMQ (the fallback, and what ranks on different hosts use).
+ */
+export const TRANSPORTS = ["shm", "zmq"] as const;
+
 /** Starts tsmpirun; `timeout` (ms) is only a hang guard. */
 export function start(args: string[], opts: Options & { timeout?: number } = {}) {
   return execa(process.execPath, [CLI, ...args], { reject: false, cwd: ROOT, timeout: 120_000, ...opts });

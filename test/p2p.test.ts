@@ -1,11 +1,11 @@
 // Point-to-point through real launches: every contract call, 2 to 6 ranks, and 10,000 messages.
 import { describe, expect, it } from "vitest";
-import { fixture, run } from "./helpers.js";
+import { fixture, run, TRANSPORTS } from "./helpers.js";
 
-describe("point to point", () => {
+describe.each(TRANSPORTS)("point to point over --transport %s", (transport) => {
   for (const n of [2, 3, 4, 6]) {
     it(`every call works with ${n} ranks`, async () => {
-      const r = await run(["-n", String(n), fixture("p2p-suite.ts")]);
+      const r = await run(["-n", String(n), "--transport", transport, fixture("p2p-suite.ts")]);
       expect(r.stderr).toBe("");
       expect(r.exitCode).toBe(0);
       for (let k = 0; k < n; k++) expect(r.stdout).toContain(`p2p-suite ok rank ${k}/${n}`);
@@ -13,12 +13,14 @@ describe("point to point", () => {
   }
 
   it("delivers 10,000 mixed messages (0 B – 8 MiB) uncorrupted and in order", async () => {
-    const r = await run(["-n", "4", fixture("stress.ts"), "10000"]);
+    const r = await run(["-n", "4", "--transport", transport, fixture("stress.ts"), "10000"]);
     expect(r.stderr).toBe("");
     expect(r.exitCode).toBe(0);
     expect(r.stdout.match(/stress ok rank \d/g)).toHaveLength(4);
   });
+});
 
+describe("point to point", () => {
   it("a receive from a rank that has finalized rejects with RankFailedError", async () => {
     const r = await run(["-n", "2", fixture("finalized-peer.ts")]);
     expect(r.exitCode).toBe(0);

@@ -1,6 +1,8 @@
-import { readdirSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { fixture, run } from "./helpers.js";
+import { fixture, leftovers, newMark, processesWith, run, start, waitForOutput } from "./helpers.js";
 
 interface Probe {
   rank: number;
@@ -67,5 +69,51 @@ describe("choosing a transport (--transport, TSMPI_TRANSPORT)", () => {
     const b = await run(["-n", "2", fixture("transport-probe.ts")], { env: { TSMPI_TRANSPORT: "SHM" } });
     expect(b.exitCode).toBe(2);
     expect(b.stderr).toMatch(/TSMPI_TRANSPORT "SHM": must be one of auto, shm, zmq/);
+  });
+});
+
+describe("shared memory under stress and faults", () => {
+  it("a 2 GiB message arrives intact", async () => {
+    const r = await run(["-n", "2", "--transport", "shm", fixture("shm-faults.ts"), "big"]);
+    expect(r.stderr).toBe("");
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toContain(`big ok ${2 ** 31} bytes`);
+  });
+
+  it("a rank blocked in recv for 5 s sleeps instead of spinning (< 0.25 s of CPU)", async () => {
+    const r = await run(["-n", "2", "--transport", "shm", fixture("shm-faults.ts"), "idle"]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const { waitedSeconds, cpuSeconds } = JSON.parse(r.stdout.trim()) as { waitedSeconds: number; cpuSeconds: number };
+    expect(waitedSeconds).toBeGreaterThan(4);
+    expect(cpuSeconds).toBeLessThan(0.25);
+  });
+
+  it("kill -9 of a rank mid-transfer ends the job naming it, leaving no process and no segment", async () => {
+    const mark = newMark();
+    const before = tsmpiSegments();
+    const job = start(["-n", "3", "--transport", "shm", "-x", `TSMPI_TEST_MARK=${mark}`, fixture("shm-faults.ts"), "stream"]);
+    await waitForOutput(job, "ready", 2);
+    const rank1 = processesWith(mark).find((p) => readFileSync(`/proc/${p}/environ`, "latin1").includes("\0TSMPI_RANK=1\0"));
+    expect(rank1).toBeDefined();
+    process.kill(rank1!, "SIGKILL");
+    const r = await job;
+    expect(r.exitCode).toBe(137);
+    expect(String(r.stderr)).toMatch(/rank 1 \(host [^)]+\) was killed by signal SIGKILL/);
+    expect(await leftovers(mark)).toEqual([]);
+    expect(tsmpiSegments()).toEqual(before);
+  });
+
+  it("kill -9 of tsmpirun mid-transfer leaves no process, no segment and no job directory", async () => {
+    const mark = newMark();
+    const before = tsmpiSegments();
+    const tmp = mkdtempSync(join(tmpdir(), "tsmpi-test-"));
+    const job = start(["-n", "3", "--transport", "shm", "-x", `TSMPI_TEST_MARK=${mark}`, fixture("shm-faults.ts"), "stream"], { env: { TMPDIR: tmp } });
+    await waitForOutput(job, "ready", 2);
+    job.kill("SIGKILL");
+    await job;
+    expect(await leftovers(mark)).toEqual([]);
+    expect(tsmpiSegments()).toEqual(before);
+    expect(readdirSync(tmp)).toEqual([]);
+    rmSync(tmp, { recursive: true });
   });
 });

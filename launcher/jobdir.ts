@@ -1,0 +1,51 @@
+/**
+ * A job's directory on one host (ipc sockets, the compiled script) and the shared-memory segments
+ * named after it, removed when the job ends on that host, even when the process that made them is
+ * killed with SIGKILL and runs no cleanup of its own.
+ */
+import { spawn } from "node:child_process";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { basename, join } from "node:path";
+import type { Socket } from "node:net";
+
+const SHM_DIR = "/dev/shm";
+
+export interface JobDir {
+  readonly path: string;
+  /** Removes the directory and any segment of the job still named in /dev/shm. Idempotent. */
+  remove(): void;
+}
+
+/**
+ * Makes the directory and starts its reaper: a shell, in a session of its own, that waits for the
+ * end of its standard input (a pipe from this process, which closes however this process ends)
+ * and then removes what remove() would. On a normal exit remove() has already done it.
+ */
+export function createJobDir(): JobDir {
+  const path = mkdtempSync(join(tmpdir(), "tsmpi-"));
+  // Segments are named /<directory name>-<rank> (src/transport/shm.ts).
+  const prefix = `${basename(path)}-`;
+  const script = `trap '' INT TERM HUP; while read -r _; do :; done; rm -rf -- "$1"; rm -f -- "${SHM_DIR}/$2"*`;
+  try {
+    const reaper = spawn("/bin/sh", ["-c", script, "tsmpi-reaper", path, prefix], { detached: true, stdio: ["pipe", "ignore", "ignore"] });
+    reaper.on("error", () => {}); // without a shell the job still runs; only SIGKILL leaves files then
+    reaper.unref();
+    (reaper.stdin as Socket | null)?.unref();
+  } catch {
+    // as above
+  }
+  return {
+    path,
+    remove() {
+      rmSync(path, { recursive: true, force: true });
+      let names: string[] = [];
+      try {
+        names = readdirSync(SHM_DIR).filter((n) => n.startsWith(prefix));
+      } catch {
+        return; // no /dev/shm: no segments either
+      }
+      for (const n of names) rmSync(join(SHM_DIR, n), { force: true });
+    },
+  };
+}
