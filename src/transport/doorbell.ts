@@ -26,6 +26,9 @@ export interface SpinPolicy {
 
 /** Spin long when every rank has a core, briefly when they share (as Open MPI's yield_when_idle). */
 export function spinPolicy(localRanks: number, cores: number): SpinPolicy {
+  // TSMPI_SPIN_US overrides the choice, as Open MPI's mpi_yield_when_idle does for its own.
+  const forced = Number(process.env.TSMPI_SPIN_US);
+  if (process.env.TSMPI_SPIN_US !== undefined && Number.isFinite(forced) && forced >= 0) return { spinMicros: forced };
   return { spinMicros: localRanks <= cores ? 50 : 5 };
 }
 
