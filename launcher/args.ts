@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { basename } from "node:path";
 import yargs from "yargs";
-import { TRANSPORT_CHOICES, type TransportChoice } from "../src/transport/index.js";
+import { isTransportChoice, TRANSPORT_CHOICES, type TransportChoice } from "../src/transport/index.js";
 
 /** A mistake in how tsmpirun was called: printed without a stack, exit status 2. */
 export class UsageError extends Error {
@@ -194,10 +194,8 @@ export function parseArgs(argv: string[], warn: (line: string) => void = (line) 
 
 function transportOption(given: string | undefined): TransportChoice {
   const [value, where] = given !== undefined ? [given, "--transport"] : [process.env.TSMPI_TRANSPORT ?? "auto", "TSMPI_TRANSPORT"];
-  if (!(TRANSPORT_CHOICES as readonly string[]).includes(value)) {
-    throw new UsageError(`${where} ${JSON.stringify(value)}: must be one of ${TRANSPORT_CHOICES.join(", ")}`);
-  }
-  return value as TransportChoice;
+  if (!isTransportChoice(value)) throw new UsageError(`${where} ${JSON.stringify(value)}: must be one of ${TRANSPORT_CHOICES.join(", ")}`);
+  return value;
 }
 
 /** --help was printed; nothing else to do. */

@@ -6,8 +6,9 @@
 import { spawn } from "node:child_process";
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { basename, join } from "node:path";
+import { join } from "node:path";
 import type { Socket } from "node:net";
+import { segmentPrefix } from "../src/transport/shm.js";
 
 const SHM_DIR = "/dev/shm";
 
@@ -24,8 +25,7 @@ export interface JobDir {
  */
 export function createJobDir(): JobDir {
   const path = mkdtempSync(join(tmpdir(), "tsmpi-"));
-  // Segments are named /<directory name>-<rank> (src/transport/shm.ts).
-  const prefix = `${basename(path)}-`;
+  const prefix = segmentPrefix(path);
   const script = `trap '' INT TERM HUP; while read -r _; do :; done; rm -rf -- "$1"; rm -f -- "${SHM_DIR}/$2"*`;
   try {
     const reaper = spawn("/bin/sh", ["-c", script, "tsmpi-reaper", path, prefix], { detached: true, stdio: ["pipe", "ignore", "ignore"] });

@@ -8,7 +8,7 @@ import { Communicator } from "./comm.js";
 import { ControlChannel } from "./control.js";
 import { MpiError } from "./errors.js";
 import { PointToPoint } from "./p2p.js";
-import { Router, TRANSPORT_CHOICES, type TransportChoice } from "./transport/index.js";
+import { isTransportChoice, Router, TRANSPORT_CHOICES, type TransportChoice } from "./transport/index.js";
 
 interface RankState {
   world: Communicator;
@@ -30,8 +30,8 @@ function envInt(name: string, fallback: number): number {
 
 function transportChoice(): TransportChoice {
   const v = process.env.TSMPI_TRANSPORT ?? "auto";
-  if (!(TRANSPORT_CHOICES as readonly string[]).includes(v)) throw new MpiError(`init: TSMPI_TRANSPORT=${JSON.stringify(v)} is not one of ${TRANSPORT_CHOICES.join(", ")}`);
-  return v as TransportChoice;
+  if (!isTransportChoice(v)) throw new MpiError(`init: TSMPI_TRANSPORT=${JSON.stringify(v)} is not one of ${TRANSPORT_CHOICES.join(", ")}`);
+  return v;
 }
 
 async function start(): Promise<RankState> {

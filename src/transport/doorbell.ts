@@ -100,11 +100,14 @@ export class Doorbell {
 
   /**
    * Rings this doorbell from its own process: something a pending condition looks at changed
-   * outside the rings (a wait was cancelled), so a sleeping loop must poll once more.
+   * outside the rings (a wait was cancelled), so a sleeping loop must poll once more. A loop that
+   * is not asleep polls every condition before it sleeps again (this runs on the same thread), so
+   * only a sleeping one needs the ring: this is called once per completed receive.
    */
   interrupt(): void {
+    if (Atomics.load(this.words, SLEEPING) === 0) return;
     Atomics.add(this.words, COUNT, 1);
-    if (Atomics.load(this.words, SLEEPING) !== 0) this.addon.wake(this.words.buffer as ArrayBuffer, this.words.byteOffset);
+    this.addon.wake(this.words.buffer as ArrayBuffer, this.words.byteOffset);
   }
 
   /** Resolves every pending wait whose condition holds; true if there was one. */

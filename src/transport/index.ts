@@ -57,6 +57,10 @@ export interface Transport {
 export type TransportChoice = "auto" | "shm" | "zmq";
 export const TRANSPORT_CHOICES: readonly TransportChoice[] = ["auto", "shm", "zmq"];
 
+export function isTransportChoice(v: string): v is TransportChoice {
+  return (TRANSPORT_CHOICES as readonly string[]).includes(v);
+}
+
 export interface OpenOptions {
   rank: number;
   host: string;
@@ -92,9 +96,9 @@ export class Router implements Transport {
       const shm = loadShm();
       if (shm.addon) {
         const { ShmTransport } = await import("./shm.js");
-        const prefix = `/${(opts.jobDir ?? `/tsmpi-${process.ppid}`).split("/").pop()}`;
+        const jobDir = opts.jobDir ?? `tsmpi-${process.ppid}`;
         const policy = spinPolicy(opts.localSize, cpus().length);
-        transports.push({ name: "shm", transport: ShmTransport.open(shm.addon, { rank: opts.rank, host: opts.host, localSize: opts.localSize, prefix, policy }, handlers) });
+        transports.push({ name: "shm", transport: ShmTransport.open(shm.addon, { rank: opts.rank, host: opts.host, localSize: opts.localSize, jobDir, policy }, handlers) });
       } else if (opts.choice === "shm") {
         throw new MpiError(`--transport shm: ${shm.error}`);
       } else if (opts.localRank === 0) {
@@ -127,11 +131,6 @@ export class Router implements Transport {
       }
       return t.transport;
     });
-  }
-
-  /** The name of the transport that carries messages to `dest` (for tests and reports). */
-  routeTo(dest: number): string | undefined {
-    return this.transports.find((t) => t.transport === this.routes[dest])?.name;
   }
 
   reaches(dest: number): boolean {

@@ -13,6 +13,7 @@
  * would deadlock otherwise). While such a send waits, incoming messages are read too, for the same
  * reason.
  */
+import { basename } from "node:path";
 import { MpiError } from "../errors.js";
 import { Bell, Doorbell, DOORBELL_BYTES, type SpinPolicy } from "./doorbell.js";
 import type { PeerAddress, Transport, TransportHandlers } from "./index.js";
@@ -36,6 +37,17 @@ const DOORBELL_AT = HEADER_BYTES;
 const RINGS_AT = DOORBELL_AT + DOORBELL_BYTES;
 /** Bytes published at a time, so the receiver copies out while the sender still copies in. */
 const CHUNK = 64 * 1024;
+
+/**
+ * Start of the /dev/shm file names of a job's segments on one host: `<job dir name>-`, then the
+ * rank. The launcher removes whatever still carries it when the job ends there.
+ */
+export function segmentPrefix(jobDir: string): string {
+  return `${basename(jobDir)}-`;
+}
+
+/** Resolves an Outgoing that went in at once (no caller waits on it). */
+const noop = (): void => {};
 
 /**
  * Ring size for `localRanks` ranks on a host: about 32 MiB in all (Docker gives /dev/shm 64 MiB by
@@ -169,8 +181,8 @@ export interface ShmTransportOptions {
   host: string;
   /** Ranks on this host (TSMPI_LOCAL_SIZE): the segment has a ring for each. */
   localSize: number;
-  /** Prefix of this job's segment names on this host, e.g. "/tsmpi-AbC123". */
-  prefix: string;
+  /** This job's directory on this host: segment names derive from it (segmentPrefix). */
+  jobDir: string;
   policy: SpinPolicy;
 }
 
@@ -197,7 +209,7 @@ export class ShmTransport implements Transport {
   /** Creates this rank's segment; peers map it once the rendezvous has told them its name. */
   static open(addon: ShmAddon, opts: ShmTransportOptions, handlers: TransportHandlers): ShmTransport {
     const capacity = ringCapacity(opts.localSize);
-    const address: ShmAddress = { name: `${opts.prefix}-${opts.rank}`, capacity, slots: opts.localSize };
+    const address: ShmAddress = { name: `/${segmentPrefix(opts.jobDir)}${opts.rank}`, capacity, slots: opts.localSize };
     const segment = addon.map(address.name, segmentBytes(capacity, opts.localSize), true);
     return new ShmTransport(addon, opts, segment, address, handlers);
   }
@@ -246,7 +258,7 @@ export class ShmTransport implements Transport {
     const prefix = Buffer.allocUnsafe(4 + 4 * frames.length);
     prefix.writeUInt32LE(frames.length, 0);
     for (let i = 0; i < frames.length; i++) prefix.writeUInt32LE(frames[i]!.byteLength, 4 + 4 * i);
-    const m: Outgoing = { parts: [prefix, ...frames], part: 0, offset: 0, resolve: () => {}, reject: () => {} };
+    const m: Outgoing = { parts: [prefix, ...frames], part: 0, offset: 0, resolve: noop, reject: noop };
     if (out.queue.length === 0 && out.push(m)) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
       m.resolve = resolve;
