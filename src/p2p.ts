@@ -8,16 +8,56 @@ import { ANY_SOURCE } from "./constants.js";
 import type { GoneHow } from "./control.js";
 import { RankFailedError } from "./errors.js";
 import { Matcher, type Incoming, type Waiter } from "./matching.js";
-import { INLINE_LIMIT, KIND_ACK, KIND_FIN, KIND_FIN_ACK, MAX_INLINE_FRAMES, readMessage, writeHeader, type Envelope } from "./protocol.js";
-import type { Transport } from "./transport/index.js";
-import { encode, payloadBytes } from "./wire.js";
+import { INLINE_LIMIT, KIND_ACK, KIND_FIN, KIND_FIN_ACK, MAX_INLINE_FRAMES, peekEnvelope, readMessage, writeHeader, type Envelope } from "./protocol.js";
+import { SENT, type Transport } from "./transport/index.js";
+import { binaryCode, bytesOf, elementBytes, encode, Kind, payloadBytes } from "./wire.js";
 
 export type { Incoming } from "./matching.js";
 
-interface GroupWaiter extends Waiter {
-  /** World ranks of the communicator the call was made on (for ANY_SOURCE failure detection). */
-  group: readonly number[];
-  call: "recv" | "probe";
+/** What a send returns when it completed at once (one shared promise, not one per message). */
+export const DONE: Promise<void> = SENT;
+
+/**
+ * A receive or probe waiting for its message. A class rather than closures: one is made for every
+ * receive that has to wait, and the message path should allocate little.
+ */
+class Pending implements Waiter {
+  private done!: (m: Incoming) => void;
+  private fail!: (e: Error) => void;
+  readonly promise: Promise<Incoming>;
+
+  constructor(
+    private readonly transport: Transport | null,
+    readonly ctx: number,
+    readonly src: number,
+    readonly tag: number,
+    /** World ranks of the communicator the call was made on (for ANY_SOURCE failure detection). */
+    readonly group: readonly number[],
+    readonly call: "recv" | "probe",
+    readonly into: ArrayBufferView | undefined,
+  ) {
+    this.promise = new Promise<Incoming>((resolve, reject) => {
+      this.done = resolve;
+      this.fail = reject;
+    });
+  }
+
+  resolve(m: Incoming): void {
+    this.transport?.release();
+    this.done(m);
+  }
+
+  reject(e: Error): void {
+    this.transport?.release();
+    this.fail(e);
+  }
+}
+
+/** A receive that took a message whose payload is still being copied into it by the transport. */
+interface Landing {
+  w: Waiter;
+  /** Elements the payload fills in `w.into`, or undefined when it goes to a new buffer. */
+  count: number | undefined;
 }
 
 export class PointToPoint {
@@ -32,6 +72,8 @@ export class PointToPoint {
   private readonly acks = new Map<number, { peer: number; done(): void }>();
   private readonly finAcks = new Map<number, () => void>();
   private nextAck = 1;
+  /** Receives matched at a message's header, by source, until the rest of the message arrives. */
+  private readonly landings = new Map<number, Landing>();
   /** close() has run: no more replies. */
   private closed = false;
   /** finalize() has been called: communicators refuse new calls. */
@@ -53,27 +95,55 @@ export class PointToPoint {
 
   /** Transport callback: a message arrived. */
   readonly message = (msg: Buffer[]): void => {
-    const { env, ackId, frames } = readMessage(msg);
-    switch (env.kind) {
+    const m = readMessage(msg);
+    switch (m.kind) {
       case KIND_ACK: {
-        const a = this.acks.get(env.meta);
-        this.acks.delete(env.meta);
+        const a = this.acks.get(m.meta);
+        this.acks.delete(m.meta);
         a?.done();
         return;
       }
       case KIND_FIN:
         // Everything `peer` sent us has arrived: the transport keeps each peer's messages in order.
-        this.fins.add(env.src);
-        this.failIfDrained(env.src);
-        this.reply(env.src, KIND_FIN_ACK, 0);
+        this.fins.add(m.src);
+        this.failIfDrained(m.src);
+        this.reply(m.src, KIND_FIN_ACK, 0);
         return;
       case KIND_FIN_ACK:
-        this.finAcks.get(env.src)?.();
+        this.finAcks.get(m.src)?.();
         return;
     }
     // The whole message is here, so the sender's transport no longer reads its buffers.
-    if (ackId) this.reply(env.src, KIND_ACK, ackId);
-    this.matcher.arrive({ ...env, frames });
+    if (m.ackId) this.reply(m.src, KIND_ACK, m.ackId);
+    const landing = this.landings.size > 0 ? this.landings.get(m.src) : undefined;
+    if (landing) {
+      this.landings.delete(m.src);
+      const done: Incoming = m;
+      if (landing.count !== undefined) {
+        done.landed = landing.count;
+        done.frames = [];
+      }
+      landing.w.resolve(done);
+      return;
+    }
+    this.matcher.arrive(m);
+  };
+
+  /**
+   * Transport callback: the header of a raw message has arrived and its payload has not. If a
+   * receive is waiting for it, the message is matched now (the transport delivers each source's
+   * messages in order, so nothing from that source can overtake it), and a recvInto's array is
+   * where the payload goes when it fits.
+   */
+  readonly landing = (src: number, header: Buffer, bytes: number): Uint8Array | undefined => {
+    const env = peekEnvelope(header);
+    if (!env || env.kind !== Kind.Raw || env.src !== src) return undefined;
+    const w = this.matcher.claim(env.ctx, env.src, env.tag);
+    if (!w) return undefined;
+    const into = w.into;
+    const fits = into !== undefined && bytes <= into.byteLength && bytes % elementBytes(into) === 0;
+    this.landings.set(src, { w, count: fits ? bytes / elementBytes(into) : undefined });
+    return fits ? new Uint8Array(into.buffer, into.byteOffset, bytes) : undefined;
   };
 
   /** Control callback: `peer` finalized or exited; `sentTo` are the ranks it had sent data to. */
@@ -87,20 +157,55 @@ export class PointToPoint {
       }
     }
     this.finAcks.get(peer)?.();
+    // A message it was in the middle of sending will not be completed.
+    const landing = this.landings.get(peer);
+    if (landing && how === "exited") {
+      this.landings.delete(peer);
+      landing.w.reject(new RankFailedError(`recv from world rank ${peer} cannot complete: that rank exited while sending the message`, peer));
+    }
     this.failIfDrained(peer);
   }
 
-  /** Throws MpiError when `value` cannot be encoded. */
+  /**
+   * Throws MpiError when `value` cannot be encoded. A typed array or other binary value skips the
+   * encoder: it is the common case of numerical codes, and each object made here shows at 8 bytes.
+   */
   send(ctx: number, dest: number, tag: number, value: unknown): Promise<void> {
+    const code = binaryCode(value);
+    if (code >= 0) {
+      const bytes = bytesOf(value as ArrayBufferView);
+      if (dest === this.rank) {
+        this.toSelfRaw(ctx, tag, code, bytes);
+        return DONE;
+      }
+      return this.transmit(dest, { kind: Kind.Raw, ctx, src: this.rank, tag, meta: code }, [bytes], 0);
+    }
     const enc = encode(value);
     const env: Envelope = { kind: enc.kind, ctx, src: this.rank, tag, meta: enc.meta };
-    if (dest === this.rank) {
-      // Own the bytes now: the caller may overwrite its arrays as soon as send resolves.
-      const frames = enc.frames.map((f, i) => (i >= enc.borrowedFrom ? Buffer.from(f) : f));
-      this.matcher.arrive({ ...env, frames });
-      return Promise.resolve();
+    if (dest !== this.rank) return this.transmit(dest, env, enc.frames, enc.borrowedFrom);
+    // Own the bytes now: the caller may overwrite its arrays as soon as send resolves.
+    const frames = enc.frames.map((f, i) => (i >= enc.borrowedFrom ? Buffer.from(f) : f));
+    this.matcher.arrive({ kind: env.kind, ctx, src: this.rank, tag, meta: env.meta, frames });
+    return DONE;
+  }
+
+  /** A binary message to this rank: into a waiting recvInto's array, or a copy to the matcher. */
+  private toSelfRaw(ctx: number, tag: number, code: number, bytes: Buffer): void {
+    const w = this.matcher.claim(ctx, this.rank, tag);
+    const into = w?.into;
+    if (into) {
+      const bpe = elementBytes(into);
+      if (bytes.byteLength <= into.byteLength && bytes.byteLength % bpe === 0) {
+        new Uint8Array(into.buffer, into.byteOffset, bytes.byteLength).set(bytes);
+        w!.resolve({ kind: Kind.Raw, ctx, src: this.rank, tag, meta: code, frames: [], landed: bytes.byteLength / bpe });
+        return;
+      }
     }
-    return this.transmit(dest, env, enc.frames, enc.borrowedFrom);
+    const copy = Buffer.allocUnsafe(bytes.byteLength);
+    copy.set(bytes);
+    const m: Incoming = { kind: Kind.Raw, ctx, src: this.rank, tag, meta: code, frames: [copy] };
+    if (w) w.resolve(m);
+    else this.matcher.arrive(m);
   }
 
   /** Sends one message through the transport; resolves when the caller's frames are free. */
@@ -162,16 +267,17 @@ export class PointToPoint {
     t.close();
   }
 
-  recv(ctx: number, src: number, tag: number, group: readonly number[]): Promise<Incoming> {
+  /** `into`: a recvInto's array, where a raw payload may be copied straight from the transport. */
+  recv(ctx: number, src: number, tag: number, group: readonly number[], into?: ArrayBufferView): Promise<Incoming> {
     const m = this.matcher.take(ctx, src, tag);
     if (m) return Promise.resolve(m);
-    return this.wait(ctx, src, tag, group, "recv");
+    return this.wait(ctx, src, tag, group, "recv", into);
   }
 
   probe(ctx: number, src: number, tag: number, group: readonly number[]): Promise<Incoming> {
     const m = this.matcher.peek(ctx, src, tag);
     if (m) return Promise.resolve(m);
-    return this.wait(ctx, src, tag, group, "probe");
+    return this.wait(ctx, src, tag, group, "probe", undefined);
   }
 
   iprobe(ctx: number, src: number, tag: number): Incoming | undefined {
@@ -180,24 +286,14 @@ export class PointToPoint {
     return m;
   }
 
-  private wait(ctx: number, src: number, tag: number, group: readonly number[], call: "recv" | "probe"): Promise<Incoming> {
-    return new Promise<Incoming>((resolve, reject) => {
-      const w: GroupWaiter = { ctx, src, tag, group, call, resolve, reject };
-      const failure = this.failureFor(w);
-      if (failure) return reject(failure);
-      this.transport?.hold();
-      const release = () => this.transport?.release();
-      w.resolve = (m) => {
-        release();
-        resolve(m);
-      };
-      w.reject = (e) => {
-        release();
-        reject(e);
-      };
-      if (call === "recv") this.matcher.postRecv(w);
-      else this.matcher.postProbe(w);
-    });
+  private wait(ctx: number, src: number, tag: number, group: readonly number[], call: "recv" | "probe", into: ArrayBufferView | undefined): Promise<Incoming> {
+    const w = new Pending(this.transport, ctx, src, tag, group, call, into);
+    const failure = this.failureFor(w);
+    if (failure) return Promise.reject(failure);
+    this.transport?.hold();
+    if (call === "recv") this.matcher.postRecv(w);
+    else this.matcher.postProbe(w);
+    return w.promise;
   }
 
   /** A peer is drained when it has finalized and all it sent us has arrived. */
@@ -206,7 +302,7 @@ export class PointToPoint {
     return g !== undefined && (!g.sentTo.has(this.rank) || this.fins.has(peer));
   }
 
-  private failureFor(w: GroupWaiter): RankFailedError | undefined {
+  private failureFor(w: Pending): RankFailedError | undefined {
     const call = w.call;
     if (w.src !== ANY_SOURCE) {
       if (w.src !== this.rank && this.drained(w.src)) {
@@ -224,10 +320,9 @@ export class PointToPoint {
 
   private failIfDrained(peer: number): void {
     if (!this.drained(peer)) return;
-    let failure: RankFailedError | undefined;
     this.matcher.failWhere(
-      (w) => (failure = this.failureFor(w as GroupWaiter)) !== undefined,
-      () => failure!,
+      (w) => this.failureFor(w as Pending) !== undefined,
+      (w) => this.failureFor(w as Pending)!,
     );
   }
 }

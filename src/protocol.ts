@@ -64,20 +64,38 @@ export function writeHeader(env: Envelope, ackId: number, inline: readonly Buffe
   return h;
 }
 
-/** The envelope, ack id and payload frames of a received message. */
-export function readMessage(msg: Buffer[]): { env: Envelope; ackId: number; frames: Buffer[] } {
+/** A received message: its envelope, the ack id its sender waits for (0: none) and its payload frames. */
+export interface Received extends Envelope {
+  ackId: number;
+  frames: Buffer[];
+}
+
+/** Reads a received message; the result is also the Incoming that matching keeps (one object per message). */
+export function readMessage(msg: Buffer[]): Received {
   const h = msg[0]!;
   if (h.byteLength < HEADER_BYTES) throw new MpiError(`corrupt message: header of ${h.byteLength} bytes`);
-  const env: Envelope = { kind: h.readUInt8(0), ctx: h.readUInt32LE(4), src: h.readUInt32LE(8), tag: h.readUInt32LE(12), meta: h.readUInt32LE(16) };
   const n = h.readUInt16LE(2);
-  if (n === 0) return { env, ackId: h.readUInt32LE(20), frames: msg.slice(1) };
-  const frames: Buffer[] = [];
-  let at = HEADER_BYTES + 4 * n;
-  for (let i = 0; i < n; i++) {
-    const len = h.readUInt32LE(HEADER_BYTES + 4 * i);
-    frames.push(h.subarray(at, at + len));
-    at += len;
+  let frames: Buffer[];
+  if (n === 0) frames = msg.length === 1 ? [] : msg.slice(1);
+  else {
+    frames = [];
+    let at = HEADER_BYTES + 4 * n;
+    for (let i = 0; i < n; i++) {
+      const len = h.readUInt32LE(HEADER_BYTES + 4 * i);
+      frames.push(h.subarray(at, at + len));
+      at += len;
+    }
+    if (at !== h.byteLength) throw new MpiError(`corrupt message: inline frames of ${at} bytes in a header of ${h.byteLength}`);
   }
-  if (at !== h.byteLength) throw new MpiError(`corrupt message: inline frames of ${at} bytes in a header of ${h.byteLength}`);
-  return { env, ackId: h.readUInt32LE(20), frames };
+  return { kind: h[0]!, ctx: h.readUInt32LE(4), src: h.readUInt32LE(8), tag: h.readUInt32LE(12), meta: h.readUInt32LE(16), ackId: h.readUInt32LE(20), frames };
+}
+
+/**
+ * The envelope of a header whose payload has not been read yet, for a transport that can copy the
+ * payload frames straight to their destination; undefined unless the payload travels in frames of
+ * its own (not inline) and no acknowledgement is asked for.
+ */
+export function peekEnvelope(h: Buffer): Envelope | undefined {
+  if (h.byteLength !== HEADER_BYTES || h.readUInt32LE(20) !== 0) return undefined;
+  return { kind: h[0]!, ctx: h.readUInt32LE(4), src: h.readUInt32LE(8), tag: h.readUInt32LE(12), meta: h.readUInt32LE(16) };
 }

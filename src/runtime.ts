@@ -53,7 +53,7 @@ async function start(): Promise<RankState> {
           jobDir: process.env.TSMPI_JOB_DIR,
           tcpAddress: process.env.TSMPI_TCP_ADDRESS,
         },
-        { message: p2p.message },
+        { message: p2p.message, landing: p2p.landing },
       );
       p2p.attach(transport);
     }

@@ -182,6 +182,11 @@ export function decode(kind: number, meta: number, frames: Buffer[]): unknown {
   }
 }
 
+/** Bytes per element of a view (1 for a DataView or Buffer). */
+export function elementBytes(v: ArrayBufferView): number {
+  return (v as { BYTES_PER_ELEMENT?: number }).BYTES_PER_ELEMENT ?? 1;
+}
+
 /** Payload size in bytes, as `probe` reports it. */
 export function payloadBytes(frames: Buffer[]): number {
   let n = 0;

@@ -76,4 +76,38 @@ describe("Ring", () => {
     expect(() => new Ring(buf, 0, 100, "producer")).toThrow(/power of two/);
     expect(() => new Ring(buf, 8, 64, "producer")).toThrow(/aligned/);
   });
+
+  it("publishes several parts at once with pushAll, across the wrap-around", () => {
+    const { p, c } = pair(64);
+    const skip = new Uint8Array(50);
+    p.push(bytes(50, 3));
+    c.pull(skip); // the next write starts at byte 50 and wraps
+    expect(p.room()).toBe(64);
+    p.pushAll([bytes(6, 1), bytes(20, 2)]);
+    expect(p.room()).toBe(38);
+    const out = new Uint8Array(26);
+    expect(c.pull(out)).toBe(26);
+    expect(out).toEqual(Uint8Array.from([...bytes(6, 1), ...bytes(20, 2)]));
+  });
+
+  it("peeks words and bytes across the wrap-around without consuming, then skips them", () => {
+    const { p, c } = pair(128);
+    p.push(bytes(126, 0));
+    c.pull(new Uint8Array(126)); // read position 126: a u32 there wraps
+    const msg = new Uint8Array(4 + 100);
+    new DataView(msg.buffer).setUint32(0, 0xdeadbeef, true);
+    msg.set(bytes(100, 9), 4);
+    p.push(msg);
+    expect(c.peekU32(0)).toBe(0xdeadbeef);
+    const small = new Uint8Array(10);
+    const large = new Uint8Array(100);
+    c.peekInto(small, 4);
+    c.peekInto(large, 4);
+    expect(small).toEqual(bytes(10, 9));
+    expect(large).toEqual(bytes(100, 9));
+    expect(c.available()).toBe(104); // nothing consumed yet
+    c.skip(104);
+    expect(c.available()).toBe(0);
+    expect(p.drained()).toBe(true);
+  });
 });

@@ -22,9 +22,22 @@ export interface PeerAddress {
   [transport: string]: unknown;
 }
 
+/**
+ * What a transport's `send` returns when the message went out at once: one shared promise, so
+ * that callers can tell (`=== SENT`) and skip wrapping it, and no promise is made per message.
+ */
+export const SENT: Promise<void> = Promise.resolve();
+
 export interface TransportHandlers {
   /** A message arrived: its frames, the protocol's header first. */
   message(frames: Buffer[]): void;
+  /**
+   * Optional, for a transport that copies each payload out of its own memory: a message of a
+   * header and one payload frame of `bytes` bytes is arriving from `src`, and its header has been
+   * read. Returns where to write the payload if a receive is already waiting for it (the next
+   * `message` from `src` then carries a view of that memory), or undefined for a new buffer.
+   */
+  landing?(src: number, header: Buffer, bytes: number): Uint8Array | undefined;
 }
 
 export interface Transport {

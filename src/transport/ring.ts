@@ -63,6 +63,29 @@ export class Ring {
     return n;
   }
 
+  /** Free bytes: a push of up to this many writes all of it. */
+  room(): number {
+    return this.capacity - ((this.own - Atomics.load(this.ctl, HEAD)) >>> 0);
+  }
+
+  /**
+   * Copies every part, which must fit in `room()` together, and publishes them at once: the
+   * consumer sees a small message whole, with one store to the shared counter.
+   */
+  pushAll(parts: readonly Uint8Array[]): void {
+    let tail = this.own;
+    for (const src of parts) {
+      const n = src.byteLength;
+      const at = tail & this.mask;
+      const first = Math.min(n, this.capacity - at);
+      this.data.set(first === n ? src : src.subarray(0, first), at);
+      if (n > first) this.data.set(src.subarray(first, n), 0);
+      tail = (tail + n) | 0;
+    }
+    this.own = tail;
+    Atomics.store(this.ctl, TAIL, tail);
+  }
+
   /**
    * The producer found the ring full and will wait: asks the consumer for a wake-up. Returns true
    * if room appeared meanwhile (then push again instead of waiting), which closes the race with a
@@ -88,6 +111,33 @@ export class Ring {
   /** Bytes waiting to be read. */
   available(): number {
     return (Atomics.load(this.ctl, TAIL) - this.own) >>> 0;
+  }
+
+  /** The little-endian u32 `offset` bytes past the read position (the caller knows it has arrived). */
+  peekU32(offset: number): number {
+    const d = this.data, m = this.mask, at = this.own + offset;
+    return (d[at & m]! | (d[(at + 1) & m]! << 8) | (d[(at + 2) & m]! << 16) | (d[(at + 3) & m]! << 24)) >>> 0;
+  }
+
+  /** Copies `dst.byteLength` bytes from `offset` bytes past the read position, without consuming them. */
+  peekInto(dst: Uint8Array, offset: number): void {
+    const n = dst.byteLength;
+    const at = (this.own + offset) & this.mask;
+    if (n <= 64) {
+      // Byte by byte: cheaper than the views a set() of a sub-range needs, at these sizes.
+      const d = this.data, m = this.mask;
+      for (let i = 0; i < n; i++) dst[i] = d[(at + i) & m]!;
+      return;
+    }
+    const first = Math.min(n, this.capacity - at);
+    dst.set(this.data.subarray(at, at + first), 0);
+    if (n > first) dst.set(this.data.subarray(0, n - first), first);
+  }
+
+  /** Consumes `n` bytes that have been peeked. */
+  skip(n: number): void {
+    this.own = (this.own + n) | 0;
+    Atomics.store(this.ctl, HEAD, this.own);
   }
 
   /** Copies up to `dst.byteLength` waiting bytes into `dst`; returns how many. */

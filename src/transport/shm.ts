@@ -16,7 +16,7 @@
 import { basename } from "node:path";
 import { MpiError } from "../errors.js";
 import { Bell, Doorbell, DOORBELL_BYTES, type SpinPolicy } from "./doorbell.js";
-import type { PeerAddress, Transport, TransportHandlers } from "./index.js";
+import { SENT, type PeerAddress, type Transport, type TransportHandlers } from "./index.js";
 import type { ShmAddon } from "./native.js";
 import { Ring } from "./ring.js";
 
@@ -48,6 +48,7 @@ export function segmentPrefix(jobDir: string): string {
 
 /** Resolves an Outgoing that went in at once (no caller waits on it). */
 const noop = (): void => {};
+
 
 /**
  * Ring size for `localRanks` ranks on a host: about 32 MiB in all (Docker gives /dev/shm 64 MiB by
@@ -125,6 +126,9 @@ const BODY = 2;
 class Inbox {
   private stage = COUNT;
   private readonly countBuf = Buffer.alloc(4);
+  /** The lengths of the message being read; reused while big enough (one per message otherwise). */
+  private lengths = Buffer.alloc(64);
+  private count = 0;
   private buf: Uint8Array = this.countBuf;
   private got = 0;
   private frames: Buffer[] = [];
@@ -134,11 +138,16 @@ class Inbox {
     private readonly ring: Ring,
     /** The peer's doorbell: rung when it asked for room and we made some. */
     private readonly peerBell: Bell,
+    /** The peer's world rank. */
+    private readonly src: number,
+    private readonly handlers: TransportHandlers,
   ) {}
 
-  /** Reads every complete message waiting in the ring, handing each to `deliver`; true if any. */
-  drain(deliver: (frames: Buffer[]) => void): boolean {
+  /** Reads every complete message waiting in the ring, handing each to the handlers; true if any. */
+  drain(): boolean {
     let delivered = false;
+    // Messages that are in the ring whole (small ones nearly always are) are read in one step.
+    while (this.stage === COUNT && this.got === 0 && this.readWhole()) delivered = true;
     for (;;) {
       if (this.got < this.buf.byteLength) {
         const n = this.ring.pull(this.got === 0 ? this.buf : this.buf.subarray(this.got));
@@ -147,27 +156,70 @@ class Inbox {
         if (this.got < this.buf.byteLength) return delivered;
       }
       if (this.stage === COUNT) {
-        const count = this.countBuf.readUInt32LE(0);
+        this.count = this.countBuf.readUInt32LE(0);
+        if (this.lengths.byteLength < 4 * this.count) this.lengths = Buffer.alloc(4 * this.count);
         this.stage = LENGTHS;
-        this.next(Buffer.allocUnsafe(4 * count));
+        this.next(this.lengths.subarray(0, 4 * this.count));
       } else if (this.stage === LENGTHS) {
-        const lengths = this.buf as Buffer;
         this.frames = [];
-        for (let i = 0; i < lengths.byteLength; i += 4) this.frames.push(Buffer.allocUnsafe(lengths.readUInt32LE(i)));
         this.stage = BODY;
         this.frame = 0;
-        this.next(this.frames[0] ?? Buffer.alloc(0));
-      } else if (++this.frame < this.frames.length) {
-        this.next(this.frames[this.frame]!);
+        this.next(this.frameBuffer(0));
+      } else if (++this.frame < this.count) {
+        this.next(this.frameBuffer(this.frame));
       } else {
         const frames = this.frames;
         this.frames = [];
         this.stage = COUNT;
         this.next(this.countBuf);
-        deliver(frames);
+        this.handlers.message(frames);
         delivered = true;
       }
     }
+  }
+
+  /**
+   * Reads the next message if all of it is in the ring: its frames are copied out and consumed
+   * with one update of the ring's head. False (nothing read) otherwise.
+   */
+  private readWhole(): boolean {
+    const ring = this.ring;
+    const avail = ring.available();
+    if (avail < 4) return false;
+    const count = ring.peekU32(0);
+    let total = 4 + 4 * count;
+    if (count > 16 || avail < total) return false;
+    for (let i = 0; i < count; i++) total += ring.peekU32(4 + 4 * i);
+    if (avail < total) return false;
+    this.count = count;
+    if (this.lengths.byteLength < 4 * count) this.lengths = Buffer.alloc(4 * count);
+    for (let i = 0; i < count; i++) this.lengths.writeUInt32LE(ring.peekU32(4 + 4 * i), 4 * i);
+    this.frames = [];
+    let at = 4 + 4 * count;
+    for (let i = 0; i < count; i++) {
+      const b = this.frameBuffer(i);
+      ring.peekInto(b, at);
+      at += b.byteLength;
+    }
+    ring.skip(total);
+    if (ring.takeRoomRequest()) this.peerBell.ring();
+    const frames = this.frames;
+    this.frames = [];
+    this.handlers.message(frames);
+    return true;
+  }
+
+  /**
+   * Where frame `i` of the message goes: a new buffer, or for the payload of a header-and-payload
+   * message, the memory of the receive already waiting for it (one copy instead of two).
+   */
+  private frameBuffer(i: number): Buffer {
+    if (i >= this.count) return EMPTY; // a message of no frames: deliver it as it is
+    const len = this.lengths.readUInt32LE(4 * i);
+    const target = i === 1 && this.count === 2 ? this.handlers.landing?.(this.src, this.frames[0]!, len) : undefined;
+    const b = target ? Buffer.from(target.buffer, target.byteOffset, len) : Buffer.allocUnsafe(len);
+    this.frames.push(b);
+    return b;
   }
 
   private next(buf: Uint8Array): void {
@@ -175,6 +227,8 @@ class Inbox {
     this.got = 0;
   }
 }
+
+const EMPTY = Buffer.alloc(0);
 
 export interface ShmTransportOptions {
   rank: number;
@@ -195,6 +249,9 @@ export class ShmTransport implements Transport {
   private blocked = 0;
   private pumping = false;
   private closed = false;
+  /** Frame-count-and-lengths prefixes of messages of 0..7 frames, and a parts list, reused by send. */
+  private readonly prefixes = Array.from({ length: 8 }, (_, n) => Buffer.alloc(4 + 4 * n));
+  private readonly parts: Buffer[] = [];
 
   private constructor(
     private readonly addon: ShmAddon,
@@ -243,7 +300,7 @@ export class ShmTransport implements Transport {
       if (Atomics.add(new Int32Array(seg, 0, 1), ATTACHED, 1) + 1 === a.slots - 1) this.addon.unlink(a.name);
       const peerBell = new Bell(this.addon, seg, DOORBELL_AT);
       this.outs.set(peer, new Outbox(new Ring(seg, ringAt(a.capacity, me), a.capacity, "producer"), peerBell));
-      this.ins.push(new Inbox(new Ring(this.segment, ringAt(this.address.capacity, slot), this.address.capacity, "consumer"), peerBell));
+      this.ins.push(new Inbox(new Ring(this.segment, ringAt(this.address.capacity, slot), this.address.capacity, "consumer"), peerBell, peer, this.handlers));
     }
   }
 
@@ -255,11 +312,29 @@ export class ShmTransport implements Transport {
     if (this.closed) return Promise.reject(new MpiError("transport is closed (finalize() was called)"));
     const out = this.outs.get(dest);
     if (!out) return Promise.reject(new MpiError(`shared memory: rank ${dest} is not on this host`));
-    const prefix = Buffer.allocUnsafe(4 + 4 * frames.length);
-    prefix.writeUInt32LE(frames.length, 0);
-    for (let i = 0; i < frames.length; i++) prefix.writeUInt32LE(frames[i]!.byteLength, 4 + 4 * i);
+    const n = frames.length;
+    // The common case, a message that fits now: written whole from a reused prefix, no queue entry.
+    if (out.queue.length === 0 && n < this.prefixes.length) {
+      let total = 4 + 4 * n;
+      for (let i = 0; i < n; i++) total += frames[i]!.byteLength;
+      if (total <= out.ring.room()) {
+        const prefix = this.prefixes[n]!;
+        prefix.writeUInt32LE(n, 0);
+        for (let i = 0; i < n; i++) prefix.writeUInt32LE(frames[i]!.byteLength, 4 + 4 * i);
+        this.parts[0] = prefix;
+        for (let i = 0; i < n; i++) this.parts[i + 1] = frames[i]!;
+        this.parts.length = n + 1;
+        out.ring.pushAll(this.parts);
+        this.parts.length = 0;
+        out.bell.ring();
+        return SENT;
+      }
+    }
+    const prefix = Buffer.allocUnsafe(4 + 4 * n);
+    prefix.writeUInt32LE(n, 0);
+    for (let i = 0; i < n; i++) prefix.writeUInt32LE(frames[i]!.byteLength, 4 + 4 * i);
     const m: Outgoing = { parts: [prefix, ...frames], part: 0, offset: 0, resolve: noop, reject: noop };
-    if (out.queue.length === 0 && out.push(m)) return Promise.resolve();
+    if (out.queue.length === 0 && out.push(m)) return SENT;
     return new Promise<void>((resolve, reject) => {
       m.resolve = resolve;
       m.reject = reject;
@@ -322,7 +397,7 @@ export class ShmTransport implements Transport {
 
   /** Reads what has arrived and pushes what waits for room. */
   private progress(): void {
-    for (const inbox of this.ins) inbox.drain(this.handlers.message);
+    for (const inbox of this.ins) inbox.drain();
     if (this.blocked === 0) return;
     for (const out of this.outs.values()) {
       while (out.queue.length > 0 && out.push(out.queue[0]!)) {
