@@ -8,6 +8,8 @@
  *  - wake(buffer, byteOffset): futex wake on a 32-bit word of a segment. Atomics.notify cannot
  *    do this: V8 keeps its waiter lists per process.
  *  - yieldCpu(): sched_yield, for spin loops that share a core with the ranks they wait for.
+ *  - sleep(buffer, byteOffset, expected, micros): futex_wait on the JS thread itself, bounded: a
+ *    wake-up costs one context switch instead of the waiter's three (thread, libuv, JS thread).
  *  - waiter(buffer, byteOffset, callback) / arm(waiter, expected) / close(waiter): a thread that
  *    sleeps in futex_wait while the word still holds `expected`, then calls `callback` on the JS
  *    thread through libuv. An armed waiter keeps the event loop alive; a disarmed one does not.
@@ -153,6 +155,25 @@ static napi_value Wake(napi_env env, napi_callback_info info) {
   if (!w) return NULL;
   futex(w, FUTEX_WAKE, INT_MAX, NULL);
   return NULL;
+}
+
+/* sleep(buffer, byteOffset, expected, micros): boolean — futex wait on the calling (JS) thread
+ * while the word holds `expected`, for at most `micros`; false if the time ran out. */
+static napi_value Sleep(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  if (!get_args(env, info, 4, argv)) return NULL;
+  int32_t* w = word_at(env, argv[0], argv[1]);
+  if (!w) return NULL;
+  int32_t expected;
+  double micros;
+  CHECK(napi_get_value_int32(env, argv[2], &expected));
+  CHECK(napi_get_value_double(env, argv[3], &micros));
+  if (!(micros > 0)) micros = 0;
+  struct timespec t = {(time_t)(micros / 1e6), (long)((micros - 1e6 * (double)(time_t)(micros / 1e6)) * 1000)};
+  long r = futex(w, FUTEX_WAIT, expected, &t);
+  napi_value out;
+  CHECK(napi_get_boolean(env, !(r == -1 && errno == ETIMEDOUT), &out));
+  return out;
 }
 
 static napi_value YieldCpu(napi_env env, napi_callback_info info) {
@@ -308,6 +329,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"unlink", NULL, Unlink, NULL, NULL, NULL, napi_enumerable, NULL},
       {"wake", NULL, Wake, NULL, NULL, NULL, napi_enumerable, NULL},
       {"yieldCpu", NULL, YieldCpu, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"sleep", NULL, Sleep, NULL, NULL, NULL, napi_enumerable, NULL},
       {"waiter", NULL, WaiterNew, NULL, NULL, NULL, napi_enumerable, NULL},
       {"arm", NULL, WaiterArm, NULL, NULL, NULL, napi_enumerable, NULL},
       {"close", NULL, WaiterClose, NULL, NULL, NULL, napi_enumerable, NULL},

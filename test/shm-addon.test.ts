@@ -16,7 +16,7 @@ const segmentName = () => `/tsmpi-test-${randomBytes(6).toString("hex")}`;
 describe("shared-memory addon", () => {
   it("loads (built from source by npm install, or the prebuilt binary)", () => {
     expect(loadShm().error).toBeUndefined();
-    expect(Object.keys(shm).sort()).toEqual(["arm", "close", "map", "unlink", "waiter", "wake", "yieldCpu"]);
+    expect(Object.keys(shm).sort()).toEqual(["arm", "close", "map", "sleep", "unlink", "waiter", "wake", "yieldCpu"]);
   });
 
   it("ships a prebuilt binary that loads without any build (what a user's npm install gets)", () => {
@@ -98,6 +98,34 @@ describe("shared-memory addon", () => {
     expect(report.rounds).toBe(rounds);
     // It slept through the 1.5 s before the first ping: a spinning waiter would burn all of it.
     expect(report.cpuSeconds).toBeLessThan(report.wallSeconds / 2);
+  });
+
+  it("sleeps on the JS thread until another process changes the word and wakes it, or the time is up", async () => {
+    const name = segmentName();
+    const buf = shm.map(name, 4096, true);
+    try {
+      const words = new Int32Array(buf);
+      expect(shm.sleep(buf, 0, 1, 5e6)).toBe(true); // the word is 0, not 1: no sleep at all
+      let t0 = performance.now();
+      expect(shm.sleep(buf, 0, 0, 50_000)).toBe(false);
+      expect(performance.now() - t0).toBeGreaterThanOrEqual(45);
+      const code = `
+        import { loadShm } from "./src/transport/native.ts";
+        const shm = loadShm().addon;
+        const buf = shm.map(${JSON.stringify(name)}, 4096, false);
+        console.log("mapped");
+        setTimeout(() => { Atomics.store(new Int32Array(buf), 0, 7); shm.wake(buf, 0); }, 300);
+      `;
+      const peer = execa(process.execPath, ["--import", "tsx", "--input-type=module", "-e", code], { cwd: ROOT, timeout: 30_000 });
+      await new Promise<void>((resolve) => peer.stdout!.once("data", () => resolve()));
+      t0 = performance.now();
+      expect(shm.sleep(buf, 0, 0, 10e6)).toBe(true);
+      expect(performance.now() - t0).toBeLessThan(5000);
+      expect(Atomics.load(words, 0)).toBe(7);
+      await peer;
+    } finally {
+      shm.unlink(name);
+    }
   });
 
   it("lets a process with an idle waiter exit by itself; an armed one keeps it alive until woken", async () => {

@@ -22,14 +22,35 @@ const POLLS_PER_YIELD = 64;
 export interface SpinPolicy {
   /** How long to poll before sleeping, µs (0: sleep at once). */
   spinMicros: number;
+  /**
+   * How long a wait may then sleep on the JS thread itself, µs, before it hands the wait to the
+   * waiter thread (0: at once). Sleeping on the JS thread wakes in one context switch instead of
+   * three (waiter thread, libuv, JS thread), which is most of a wait's cost with more ranks than
+   * cores; but nothing else of the process runs meanwhile, so it is bounded, and off when ZeroMQ
+   * peers need the event loop.
+   */
+  blockMicros: number;
 }
 
-/** Spin long when every rank has a core, briefly when they share (as Open MPI's yield_when_idle). */
-export function spinPolicy(localRanks: number, cores: number): SpinPolicy {
-  // TSMPI_SPIN_US overrides the choice, as Open MPI's mpi_yield_when_idle does for its own.
-  const forced = Number(process.env.TSMPI_SPIN_US);
-  if (process.env.TSMPI_SPIN_US !== undefined && Number.isFinite(forced) && forced >= 0) return { spinMicros: forced };
-  return { spinMicros: localRanks <= cores ? 50 : 5 };
+/** Default bound of a wait's sleep on the JS thread: timers and I/O run at most this late. */
+const BLOCK_MICROS = 2000;
+
+function envMicros(name: string): number | undefined {
+  const v = process.env[name];
+  const n = Number(v);
+  return v !== undefined && v !== "" && Number.isFinite(n) && n >= 0 ? n : undefined;
+}
+
+/**
+ * Spin long when every rank has a core, briefly when they share (as Open MPI's yield_when_idle).
+ * `eventLoopFree`: nothing but shared memory brings this rank messages, so a wait may block the
+ * JS thread for a while. TSMPI_SPIN_US and TSMPI_BLOCK_US override the choices.
+ */
+export function spinPolicy(localRanks: number, cores: number, eventLoopFree: boolean): SpinPolicy {
+  return {
+    spinMicros: envMicros("TSMPI_SPIN_US") ?? (localRanks <= cores ? 50 : 5),
+    blockMicros: eventLoopFree ? (envMicros("TSMPI_BLOCK_US") ?? BLOCK_MICROS) : 0,
+  };
 }
 
 /** A peer's doorbell, to ring after publishing something for it. */
@@ -126,22 +147,32 @@ export class Doorbell {
 
   private async run(): Promise<void> {
     try {
+      /** µs this stretch of waiting has slept on the JS thread. */
+      let blocked = 0;
       while (this.pending.length > 0) {
-        if (this.spin()) {
+        let settled = this.spin();
+        if (!settled) {
+          Atomics.store(this.words, SLEEPING, 1);
+          const seen = Atomics.load(this.words, COUNT);
+          settled = this.settle();
+          if (!settled && blocked < this.policy.blockMicros) {
+            const t0 = performance.now();
+            this.addon.sleep(this.words.buffer as ArrayBuffer, this.words.byteOffset, seen, this.policy.blockMicros - blocked);
+            blocked += (performance.now() - t0) * 1000;
+          } else if (!settled) {
+            await new Promise<void>((resolve) => {
+              this.wakeUp = resolve;
+              this.addon.arm(this.waiter, seen);
+            });
+            this.wakeUp = null;
+          }
+          Atomics.store(this.words, SLEEPING, 0);
+        }
+        if (settled) {
+          blocked = 0;
           // Let the woken callers run (and post their next waits) before polling again.
           await new Promise<void>((r) => setImmediate(r));
-          continue;
         }
-        Atomics.store(this.words, SLEEPING, 1);
-        const seen = Atomics.load(this.words, COUNT);
-        if (!this.settle()) {
-          await new Promise<void>((resolve) => {
-            this.wakeUp = resolve;
-            this.addon.arm(this.waiter, seen);
-          });
-          this.wakeUp = null;
-        }
-        Atomics.store(this.words, SLEEPING, 0);
       }
     } finally {
       this.running = false;

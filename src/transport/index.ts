@@ -110,7 +110,8 @@ export class Router implements Transport {
       if (shm.addon) {
         const { ShmTransport } = await import("./shm.js");
         const jobDir = opts.jobDir ?? `tsmpi-${process.ppid}`;
-        const policy = spinPolicy(opts.localSize, cpus().length);
+        // Without ZeroMQ peers (one host), only shared memory brings messages: a wait may block the JS thread.
+        const policy = spinPolicy(opts.localSize, cpus().length, opts.tcpAddress === undefined);
         transports.push({ name: "shm", transport: ShmTransport.open(shm.addon, { rank: opts.rank, host: opts.host, localSize: opts.localSize, jobDir, policy }, handlers) });
       } else if (opts.choice === "shm") {
         throw new MpiError(`--transport shm: ${shm.error}`);

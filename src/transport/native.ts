@@ -27,6 +27,11 @@ export interface ShmAddon {
   unlink(name: string): boolean;
   /** Wakes every process sleeping on the 32-bit word at `byteOffset` (a futex wake). */
   wake(buffer: ArrayBuffer, byteOffset: number): void;
+  /**
+   * Blocks this (the JS) thread while the word at `byteOffset` holds `expected`, for at most
+   * `micros`; false if the time ran out. Nothing else in the process runs meanwhile.
+   */
+  sleep(buffer: ArrayBuffer, byteOffset: number, expected: number, micros: number): boolean;
   /** Gives the CPU to another runnable thread (sched_yield). */
   yieldCpu(): void;
   /** Starts a waiter on the word at `byteOffset`; `callback` runs on the JS thread after each armed wait. */
