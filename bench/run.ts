@@ -9,8 +9,8 @@ function tsmpirun(args: string[], env: NodeJS.ProcessEnv = process.env): void {
 /** Median wall time of 7 launches of `tsmpirun -n 16 examples/hello.ts`. */
 const startup = (env: NodeJS.ProcessEnv) => launchTime(["-n", "16", "examples/hello.ts"], env);
 
-console.log("== point-to-point: tsmpirun -n 2 bench/pingpong.ts");
-tsmpirun(["-n", "2", "bench/pingpong.ts"]);
+console.log("== point-to-point: bench/pingpong.ts (tsmpi over shm and zmq, Open MPI, mpi4py)");
+execFileSync(process.execPath, ["--import", "tsx", "bench/pingpong.ts"], { cwd: root, stdio: "inherit" });
 
 console.log("\n== shared-memory floor (rings + doorbells, no protocol): tsmpirun -n 2 bench/shm-floor.ts");
 tsmpirun(["-n", "2", "bench/shm-floor.ts"]);
