@@ -65,6 +65,20 @@ export async function leftovers(mark: string, ms = 5000): Promise<number[]> {
   return pids;
 }
 
+/**
+ * Reads `read()` until `done` accepts it or `ms` pass, and returns the last value: for cleanup
+ * that other processes finish on their own time (the job directory's reaper shell, say).
+ */
+export async function eventually<T>(read: () => T, done: (v: T) => boolean, ms = 5000): Promise<T> {
+  const until = Date.now() + ms;
+  let v = read();
+  while (!done(v) && Date.now() < until) {
+    await new Promise((r) => setTimeout(r, 100));
+    v = read();
+  }
+  return v;
+}
+
 /** Resolves when `text` has appeared `count` times in the job's stdout; rejects if it ends first. */
 export function waitForOutput(proc: { stdout: NodeJS.ReadableStream | null; then: PromiseLike<unknown>["then"] }, text: string, count = 1): Promise<void> {
   return new Promise((resolve, reject) => {
