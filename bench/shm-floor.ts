@@ -32,7 +32,28 @@ const me = world.rank;
 const peer = 1 - me;
 const out = new Ring(seg, ringAt(me), CAP, "producer");
 const inn = new Ring(seg, ringAt(peer), CAP, "consumer");
-const door = new Doorbell(addon, seg, me * DOORBELL_BYTES, policy);
+// The doorbell's client here is a list of conditions, each settled when it holds.
+const waits: { ready(): boolean; resolve(): void }[] = [];
+const door = new Doorbell(addon, seg, me * DOORBELL_BYTES, policy, {
+  active: () => waits.length > 0,
+  progress() {
+    let woke = false;
+    for (let i = 0; i < waits.length; ) {
+      if (waits[i]!.ready()) {
+        waits.splice(i, 1)[0]!.resolve();
+        woke = true;
+      } else i++;
+    }
+    return woke;
+  },
+});
+function until(ready: () => boolean): Promise<void> {
+  if (ready()) return Promise.resolve();
+  return new Promise((resolve) => {
+    waits.push({ ready, resolve });
+    door.start();
+  });
+}
 const bell = new Bell(addon, seg, peer * DOORBELL_BYTES);
 
 async function send(buf: Uint8Array): Promise<void> {
@@ -41,7 +62,7 @@ async function send(buf: Uint8Array): Promise<void> {
     if (n > 0) bell.ring();
     sent += n;
     if (sent === buf.byteLength) return;
-    if (!out.wantRoom()) await door.until(() => out.hasRoom());
+    if (!out.wantRoom()) await until(() => out.hasRoom());
   }
 }
 
@@ -51,7 +72,7 @@ async function recv(buf: Uint8Array): Promise<void> {
     if (n > 0 && inn.takeRoomRequest()) bell.ring();
     got += n;
     if (got === buf.byteLength) return;
-    await door.until(() => inn.available() > 0);
+    await until(() => inn.available() > 0);
   }
 }
 

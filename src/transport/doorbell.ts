@@ -70,60 +70,58 @@ export class Bell {
   }
 }
 
-interface Pending {
-  ready(): boolean;
-  resolve(): void;
+/** What the waiting loop serves: the shared-memory transport. */
+export interface DoorbellClient {
+  /** Something waits (a receive, a send held up by a full ring): keep the loop running. */
+  active(): boolean;
+  /**
+   * Reads what has arrived and pushes what waited for room; called when the counter moved.
+   * True if it handed over a message or completed a send: callers may be waiting to run.
+   */
+  progress(): boolean;
 }
 
 /**
- * This rank's own doorbell, and its one waiting loop: every wait of the rank (receives, sends held
- * up by a full ring) goes through it, so two pollers never race for one wake-up.
+ * This rank's own doorbell and its one waiting loop: every wait of the rank (receives, sends held
+ * up by a full ring) is this loop calling `progress()` whenever the counter moves, so two pollers
+ * never race for one wake-up, and a message is handled in the loop's own turn rather than through
+ * a chain of promises.
  */
 export class Doorbell {
   private readonly words: Int32Array;
   private readonly waiter: Waiter;
   private wakeUp: (() => void) | null = null;
-  private pending: Pending[] = [];
   private running = false;
+  /** The counter when `progress()` last ran. */
+  private seen = 0;
+  private readonly loop = (): void => void this.run();
 
   constructor(
     private readonly addon: ShmAddon,
     buffer: ArrayBuffer,
     byteOffset: number,
     private readonly policy: SpinPolicy,
+    private readonly client: DoorbellClient,
   ) {
     this.words = new Int32Array(buffer, byteOffset, 2);
     this.waiter = addon.waiter(buffer, byteOffset, () => this.wakeUp?.());
   }
 
   /**
-   * Resolves once `ready()` returns true. `ready` is polled often and should only look at ring
-   * counters. Waits already running are polled alongside.
-   *
-   * Polling starts from a macrotask, never inside the caller: a caller that posts a receive and
-   * then sends (sendrecv, a halo exchange) must get its sends out before this rank spins.
+   * Starts the loop unless it runs; it stops by itself once the client is no longer active.
+   * It starts from a macrotask, never inside the caller: a caller that posts a receive and then
+   * sends (sendrecv, a halo exchange) must get its sends out before this rank spins.
    */
-  until(ready: () => boolean): Promise<void> {
-    if (ready()) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      this.pending.push({ ready, resolve });
-      if (!this.running) {
-        this.running = true;
-        setImmediate(() => void this.run());
-      }
-    });
-  }
-
-  /** The counter producers bump: a wait whose condition is "anything new" compares it. */
-  count(): number {
-    return Atomics.load(this.words, COUNT);
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    setImmediate(this.loop);
   }
 
   /**
-   * Rings this doorbell from its own process: something a pending condition looks at changed
-   * outside the rings (a wait was cancelled), so a sleeping loop must poll once more. A loop that
-   * is not asleep polls every condition before it sleeps again (this runs on the same thread), so
-   * only a sleeping one needs the ring: this is called once per completed receive.
+   * Rings this doorbell from its own process: the client stopped being active while the loop may
+   * be asleep (a wait was given up), so it must look once more. A loop that is not asleep checks
+   * before it sleeps again (this runs on the same thread), so only a sleeping one needs the ring.
    */
   interrupt(): void {
     if (Atomics.load(this.words, SLEEPING) === 0) return;
@@ -131,47 +129,49 @@ export class Doorbell {
     this.addon.wake(this.words.buffer as ArrayBuffer, this.words.byteOffset);
   }
 
-  /** Resolves every pending wait whose condition holds; true if there was one. */
-  private settle(): boolean {
-    let any = false;
-    for (let i = 0; i < this.pending.length; ) {
-      const p = this.pending[i]!;
-      if (p.ready()) {
-        this.pending.splice(i, 1);
-        p.resolve();
-        any = true;
-      } else i++;
-    }
-    return any;
+  /** Runs `progress()` if the counter moved since it last ran; true if that woke someone. */
+  private poll(): boolean {
+    const c = Atomics.load(this.words, COUNT);
+    if (c === this.seen) return false;
+    this.seen = c;
+    return this.client.progress();
   }
 
   private async run(): Promise<void> {
     try {
+      // Whatever arrived before the loop started counts as news.
+      this.seen = Atomics.load(this.words, COUNT);
+      let moved = this.client.progress();
       /** µs this stretch of waiting has slept on the JS thread. */
       let blocked = 0;
-      while (this.pending.length > 0) {
-        let settled = this.spin();
-        if (!settled) {
+      while (this.client.active()) {
+        if (moved) {
+          blocked = 0;
+          // Let the callers that progress() woke run (and post their next waits) first.
+          await new Promise<void>((r) => setImmediate(r));
+          if (!this.client.active()) break;
+        }
+        moved = this.spin();
+        if (!moved) {
           Atomics.store(this.words, SLEEPING, 1);
+          // Producers bump the counter, then wake if SLEEPING is set: a bump after this load is
+          // never missed, and one before it is seen here.
           const seen = Atomics.load(this.words, COUNT);
-          settled = this.settle();
-          if (!settled && blocked < this.policy.blockMicros) {
-            const t0 = performance.now();
-            this.addon.sleep(this.words.buffer as ArrayBuffer, this.words.byteOffset, seen, this.policy.blockMicros - blocked);
-            blocked += (performance.now() - t0) * 1000;
-          } else if (!settled) {
-            await new Promise<void>((resolve) => {
-              this.wakeUp = resolve;
-              this.addon.arm(this.waiter, seen);
-            });
-            this.wakeUp = null;
+          if (seen === this.seen && this.client.active()) {
+            if (blocked < this.policy.blockMicros) {
+              const t0 = performance.now();
+              this.addon.sleep(this.words.buffer as ArrayBuffer, this.words.byteOffset, seen, this.policy.blockMicros - blocked);
+              blocked += (performance.now() - t0) * 1000;
+            } else {
+              await new Promise<void>((resolve) => {
+                this.wakeUp = resolve;
+                this.addon.arm(this.waiter, seen);
+              });
+              this.wakeUp = null;
+            }
           }
           Atomics.store(this.words, SLEEPING, 0);
-        }
-        if (settled) {
-          blocked = 0;
-          // Let the woken callers run (and post their next waits) before polling again.
-          await new Promise<void>((r) => setImmediate(r));
+          moved = this.poll();
         }
       }
     } finally {
@@ -179,15 +179,23 @@ export class Doorbell {
     }
   }
 
-  /** Polls the pending waits for the spin window; true as soon as one was resolved. */
+  /**
+   * Polls for the spin window; true as soon as progress() woke someone. The window starts again
+   * whenever the counter moves: a large message streams in as many pieces.
+   */
   private spin(): boolean {
-    if (this.settle()) return true;
+    if (this.poll()) return true;
     if (this.policy.spinMicros <= 0) return false;
-    const until = performance.now() + this.policy.spinMicros / 1000;
+    let until = performance.now() + this.policy.spinMicros / 1000;
+    let seen = this.seen;
     for (let polls = 1; ; polls++) {
-      if (this.settle()) return true;
+      if (this.poll()) return true;
       if (polls % POLLS_PER_YIELD === 0) {
-        if (performance.now() > until) return false;
+        const now = performance.now();
+        if (this.seen !== seen) {
+          seen = this.seen;
+          until = now + this.policy.spinMicros / 1000;
+        } else if (now > until) return false;
         this.addon.yieldCpu();
       }
     }

@@ -15,7 +15,7 @@
  */
 import { basename } from "node:path";
 import { MpiError } from "../errors.js";
-import { Bell, Doorbell, DOORBELL_BYTES, type SpinPolicy } from "./doorbell.js";
+import { Bell, Doorbell, DOORBELL_BYTES, type DoorbellClient, type SpinPolicy } from "./doorbell.js";
 import { SENT, type PeerAddress, type Transport, type TransportHandlers } from "./index.js";
 import type { ShmAddon } from "./native.js";
 import { Ring } from "./ring.js";
@@ -240,14 +240,13 @@ export interface ShmTransportOptions {
   policy: SpinPolicy;
 }
 
-export class ShmTransport implements Transport {
+export class ShmTransport implements Transport, DoorbellClient {
   private readonly outs = new Map<number, Outbox>();
   private readonly ins: Inbox[] = [];
   private readonly door: Doorbell;
   private holds = 0;
   /** Messages waiting in an outbox queue for room. */
   private blocked = 0;
-  private pumping = false;
   private closed = false;
   /** Frame-count-and-lengths prefixes of messages of 0..7 frames, and a parts list, reused by send. */
   private readonly prefixes = Array.from({ length: 8 }, (_, n) => Buffer.alloc(4 + 4 * n));
@@ -260,7 +259,7 @@ export class ShmTransport implements Transport {
     readonly address: ShmAddress,
     private readonly handlers: TransportHandlers,
   ) {
-    this.door = new Doorbell(addon, segment, DOORBELL_AT, opts.policy);
+    this.door = new Doorbell(addon, segment, DOORBELL_AT, opts.policy, this);
   }
 
   /** Creates this rank's segment; peers map it once the rendezvous has told them its name. */
@@ -340,19 +339,19 @@ export class ShmTransport implements Transport {
       m.reject = reject;
       out.queue.push(m);
       this.blocked++;
-      this.wake();
+      this.door.start();
     });
   }
 
   hold(): void {
     this.holds++;
-    this.wake();
+    this.door.start();
   }
 
   release(): void {
     this.holds--;
     // A loop asleep for a wait that was just given up would keep the process alive: wake it.
-    if (!this.active() && this.pumping) this.door.interrupt();
+    if (!this.active()) this.door.interrupt();
   }
 
   poke(): void {
@@ -370,42 +369,26 @@ export class ShmTransport implements Transport {
     this.door.close();
   }
 
-  private active(): boolean {
+  /** Doorbell client: a receive or a held-up send waits. */
+  active(): boolean {
     return !this.closed && (this.holds > 0 || this.blocked > 0);
   }
 
-  private wake(): void {
-    if (this.pumping) return;
-    this.pumping = true;
-    // Not inside the caller: p2p holds before it posts the receive that a delivery would match.
-    queueMicrotask(() => void this.pump());
-  }
-
-  /** The one receive loop of this transport: reads the rings and pushes queued sends while needed. */
-  private async pump(): Promise<void> {
-    try {
-      while (this.active()) {
-        const seen = this.door.count();
-        this.progress();
-        if (!this.active()) break;
-        await this.door.until(() => this.door.count() !== seen || !this.active());
-      }
-    } finally {
-      this.pumping = false;
-    }
-  }
-
-  /** Reads what has arrived and pushes what waits for room. */
-  private progress(): void {
-    for (const inbox of this.ins) inbox.drain();
-    if (this.blocked === 0) return;
+  /** Doorbell client: reads what has arrived and pushes what waits for room; true if either happened. */
+  progress(): boolean {
+    let woke = false;
+    for (const inbox of this.ins) if (inbox.drain()) woke = true;
+    if (this.blocked === 0) return woke;
     for (const out of this.outs.values()) {
       while (out.queue.length > 0 && out.push(out.queue[0]!)) {
         out.queue.shift()!.resolve();
         this.blocked--;
+        woke = true;
       }
     }
+    return woke;
   }
+
 }
 
 /** World ranks on `host` that offer shared memory, ascending: slot i of every segment is the i-th. */
