@@ -27,6 +27,11 @@ export interface Channel {
   readonly size: number;
   send(dest: number, value: unknown): Promise<void>;
   recv(source: number): Promise<unknown>;
+  /**
+   * Receives a binary message into `into` (which it must fill exactly): over shared memory the
+   * bytes land there straight from the ring, with no buffer in between.
+   */
+  recvInto(source: number, into: TypedArray): Promise<void>;
 }
 
 /** Typed arrays from this size on are reduced with the ring algorithms. */
@@ -200,12 +205,15 @@ async function ringReduceScatter(ch: Channel, value: TypedArray, op: OpName) {
   const bounds = chunkBounds(value.length, size);
   const out = value.slice();
   const next = (rank + 1) % size, prev = (rank - 1 + size) % size;
+  // One scratch chunk for what arrives, reused every step (no chunk is longer than ⌈n/p⌉).
+  const scratch = new (value.constructor as new (n: number) => TypedArray)(Math.ceil(value.length / size));
   for (let s = 0; s < size - 1; s++) {
     const [ss, se] = bounds((rank - s + size) % size);
     const [rs, re] = bounds((rank - s - 1 + size) % size);
-    const [, got] = await Promise.all([ch.send(next, out.subarray(ss, se)), ch.recv(prev)]);
+    const got = scratch.subarray(0, re - rs);
+    await Promise.all([ch.send(next, out.subarray(ss, se)), ch.recvInto(prev, got)]);
     const part = out.subarray(rs, re);
-    combineArrays(op, got as TypedArray, part, part);
+    combineArrays(op, got, part, part);
   }
   return { out, bounds };
 }
@@ -216,9 +224,8 @@ async function ringAllgather(ch: Channel, out: TypedArray, bounds: (i: number) =
   const next = (rank + 1) % size, prev = (rank - 1 + size) % size;
   for (let s = 0; s < size - 1; s++) {
     const [ss, se] = bounds((rank + 1 - s + size) % size);
-    const [rs] = bounds((rank - s + size) % size);
-    const [, got] = await Promise.all([ch.send(next, out.subarray(ss, se)), ch.recv(prev)]);
-    (out as Uint8Array).set(got as Uint8Array, rs);
+    const [rs, re] = bounds((rank - s + size) % size);
+    await Promise.all([ch.send(next, out.subarray(ss, se)), ch.recvInto(prev, out.subarray(rs, re))]);
   }
 }
 

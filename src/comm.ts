@@ -302,6 +302,11 @@ export class Communicator {
         const m = await p2p.recv(collCtx, group[source]!, tag, group);
         return decode(m.kind, m.meta, m.frames);
       },
+      recvInto: async (source, into) => {
+        const m = await p2p.recv(collCtx, group[source]!, tag, group, into);
+        const count = m.landed ?? decodeInto(m.kind, m.frames, into, call);
+        if (count !== into.length) throw new MpiError(`${call}: expected ${into.length} elements from rank ${source}, got ${count}`);
+      },
     };
   }
 
