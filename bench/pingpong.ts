@@ -55,4 +55,17 @@ const ratio = (name: string, bytes: number, inverse = false) => {
 };
 console.log(`8 B one-way: ${t8.toFixed(2)} µs (target ≤ 1.5) ${t8 <= 1.5 ? "PASS" : "MISS"}${ratio("Open MPI (C)", 8)}${ratio("mpi4py buffers", 8)} (tsmpi time / theirs)`);
 console.log(`4 MiB: ${gbps.toFixed(1)} GB/s (target ≥ 8) ${gbps >= 8 ? "PASS" : "MISS"}${ratio("Open MPI (C)", big, true)}${ratio("mpi4py buffers", big, true)} (tsmpi bandwidth / theirs)`);
-console.log(JSON.stringify({ bench: "pingpong", columns: columns.map((c) => ({ name: c.name, micros: c.rows.map((r) => [r.bytes, r[c.key]]) })) }));
+// The other way to move a large message: one copy straight out of the sender's memory with
+// process_vm_readv (what Open MPI's smsc/cma does), measured in C beside a plain memcpy.
+let cma: Record<string, number | string> | undefined;
+if (has("cc")) {
+  const exe = join(mkdtempSync(join(tmpdir(), "tsmpi-cma-")), "cma");
+  execFileSync("cc", ["-O2", "-o", exe, join(root, "bench/reference/cma.c")], { env });
+  cma = lastJson(exe, []);
+  console.log(
+    cma.error
+      ? `4 MiB by process_vm_readv: not allowed here (${cma.error})`
+      : `4 MiB by process_vm_readv (one copy, C): ${cma.processVmReadvGBps} GB/s; memcpy within a process: ${cma.memcpyGBps} GB/s; tsmpi's ring (two pipelined copies): ${gbps.toFixed(1)} GB/s`,
+  );
+} else console.log("(process_vm_readv measurement skipped: no C compiler)");
+console.log(JSON.stringify({ bench: "pingpong", cma, columns: columns.map((c) => ({ name: c.name, micros: c.rows.map((r) => [r.bytes, r[c.key]]) })) }));
