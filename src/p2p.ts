@@ -8,7 +8,7 @@ import { ANY_SOURCE } from "./constants.js";
 import type { GoneHow } from "./control.js";
 import { RankFailedError } from "./errors.js";
 import { Matcher, type Incoming, type Waiter } from "./matching.js";
-import { INLINE_LIMIT, KIND_ACK, KIND_FIN, KIND_FIN_ACK, MAX_INLINE_FRAMES, peekEnvelope, readMessage, writeHeader, type Envelope } from "./protocol.js";
+import { KIND_ACK, KIND_FIN, KIND_FIN_ACK, MAX_INLINE_FRAMES, peekEnvelope, readMessage, writeHeader, type Envelope } from "./protocol.js";
 import { SENT, type Transport } from "./transport/index.js";
 import { binaryCode, bytesOf, elementBytes, encode, Kind, payloadBytes } from "./wire.js";
 
@@ -214,7 +214,7 @@ export class PointToPoint {
     this.dataPeers.add(dest);
     // Small payloads are copied into the header frame, which also frees the caller's memory.
     const bytes = payloadBytes(frames);
-    if (bytes <= INLINE_LIMIT && frames.length <= MAX_INLINE_FRAMES) return t.send(dest, [writeHeader(env, 0, frames, bytes)], 1);
+    if (bytes <= t.inlineLimit(dest) && frames.length <= MAX_INLINE_FRAMES) return t.send(dest, [writeHeader(env, 0, frames, bytes)], 1);
     let needsAck = false;
     for (let i = borrowedFrom; i < frames.length; i++) if (frames[i]!.byteLength > t.copyLimit(dest)) needsAck = true;
     if (!needsAck) return t.send(dest, [writeHeader(env, 0), ...frames], borrowedFrom + 1);

@@ -26,13 +26,8 @@ export const KIND_FIN = 17;
 export const KIND_FIN_ACK = 18;
 
 /**
- * Payloads up to this size travel inside the header frame: each extra frame costs the sender and
- * the receiver a few µs, which is a visible share of a small message.
- */
-export const INLINE_LIMIT = 8 * 1024;
-/**
  * The header counts inline frames in 16 bits. (A value with that many binary parts packs to more
- * than INLINE_LIMIT anyway, since each part leaves a reference in the packed frame.)
+ * than any transport's inline limit anyway, since each part leaves a reference in the packed frame.)
  */
 export const MAX_INLINE_FRAMES = 0xffff;
 

@@ -49,6 +49,13 @@ export interface Transport {
    * the protocol then waits for its acknowledgement.
    */
   copyLimit(dest: number): number;
+  /**
+   * Payloads up to this many bytes to `dest` travel inside the header frame (a transport's eager
+   * limit, as each Open MPI BTL has its own): a frame of its own costs a ZeroMQ message a few µs,
+   * a shared-memory ring next to nothing, and there a payload in a frame of its own is copied
+   * straight into a waiting recvInto.
+   */
+  inlineLimit(dest: number): number;
   setPeers(table: readonly PeerAddress[]): void;
   /** After setPeers: whether this transport can carry messages to `dest`. */
   reaches(dest: number): boolean;
@@ -153,6 +160,10 @@ export class Router implements Transport {
 
   copyLimit(dest: number): number {
     return this.routes[dest]!.copyLimit(dest);
+  }
+
+  inlineLimit(dest: number): number {
+    return this.routes[dest]!.inlineLimit(dest);
   }
 
   send(dest: number, frames: Buffer[], borrowedFrom: number): Promise<void> {
