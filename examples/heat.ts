@@ -12,7 +12,7 @@
 import { createHash } from "node:crypto";
 import { BlockGrid, finalize, init, wtime } from "tsmpi";
 import { stepJs, wasmKernel, type Kernel, type StepFunction } from "./lib/ftcs.js";
-import { options, squareGrid } from "./lib/options.js";
+import { optionError, options, squareGrid } from "./lib/options.js";
 import { writeField } from "./lib/png.js";
 
 const opt = options(import.meta.url, {
@@ -21,6 +21,7 @@ const opt = options(import.meta.url, {
   alpha: { kind: "number", default: 1, help: "diffusivity α" },
   dt: { kind: "number", help: "time step (default 0.2·h²/α)" },
   kernel: { kind: "string", default: "wasm", choices: ["wasm", "js"], help: "stencil kernel: wasm (SIMD, two cells at a time) or js (same bits)" },
+  halo: { kind: "int", default: 1, min: 1, help: "ghost layers exchanged at once: one exchange every K steps (same field for every K)" },
   png: { kind: "string", output: true, help: "write the final field to this PNG file" },
   json: { kind: "flag", help: "print one JSON line (rank 0)" },
 });
@@ -43,11 +44,16 @@ const alloc = (length: number) => {
 // A 2D process grid (dims chosen for us), not periodic: ghosts at the edges keep u = 0.
 const dims = squareGrid(import.meta.url, world.size, n, "n", "cells");
 const cart = await world.cart(dims);
-let u = await BlockGrid.create(cart, { shape: [n, n], alloc });
-let next = await BlockGrid.create(cart, { shape: [n, n], alloc });
+// --halo K: K ghost layers, exchanged once every K steps (deep halos; see BlockGrid.updateBox).
+// Beyond one step the corner ghosts matter too, hence the "box" exchange.
+const K = opt.halo;
+const gridOptions = { shape: [n, n], alloc, ghost: K, stencil: K > 1 ? ("box" as const) : ("star" as const) };
+const grid = () => BlockGrid.create(cart, gridOptions).catch((e: Error) => optionError(import.meta.url, `--halo ${K}: ${e.message}`));
+let u = await grid();
+let next = await grid();
 const stencil: StepFunction = (wasm as Kernel | null)?.step ?? stepJs; // set by alloc above
 const [by, bx] = u.localShape as [number, number];
-const W = bx + 2; // row length of the local array, ghosts included
+const W = bx + 2 * K; // row length of the local array, ghosts included
 
 // Initial condition on this rank's block.
 for (let i = 0; i < by; i++) {
@@ -57,8 +63,8 @@ for (let i = 0; i < by; i++) {
 
 /**
  * FTCS, u' = u + r·(up + down + left + right − 4u), on local rows [i0, i1) and columns [j0, j1)
- * (ghosts at 0 and by + 1). The kernels in ./lib/ftcs.ts do exactly this, in plain TypeScript
- * or in WebAssembly SIMD.
+ * (ghosts included: the interior is rows K … K + by − 1). The kernels in ./lib/ftcs.ts do
+ * exactly this, in plain TypeScript or in WebAssembly SIMD.
  */
 function step(src: Float64Array, dst: Float64Array, i0: number, i1: number, j0: number, j1: number): void {
   if (i1 > i0 && j1 > j0) stencil(src, dst, W, r, i0, i1, j0, j1);
@@ -66,18 +72,32 @@ function step(src: Float64Array, dst: Float64Array, i0: number, i1: number, j0: 
 
 await world.barrier();
 const t0 = wtime();
-for (let s = 0; s < opt.steps; s++) {
-  // Start the halo exchange, update the cells that do not need it while it is in flight, then
-  // the rim of the block. Every cell gets the same arithmetic whatever the split, so the field
-  // is bit-identical for any number of ranks.
+for (let s = 0; s < opt.steps; ) {
+  // One exchange, then k steps on a region that shrinks by a layer each step (k = K but for the
+  // last window). While the exchange is in flight, the first step updates the cells that do not
+  // need it; the rest of that step's region (a rim) follows. Every cell gets the same arithmetic
+  // whatever the split and K, so the field is bit-identical for any number of ranks.
+  const k = Math.min(K, opt.steps - s);
   const halo = u.exchange();
-  step(u.local, next.local, 2, by, 2, bx);
+  const [[i0, i1], [j0, j1]] = u.updateBox(0, k) as [[number, number], [number, number]];
+  const [a0, a1, b0, b1] = [Math.max(i0, K + 1), Math.min(i1, K + by - 1), Math.max(j0, K + 1), Math.min(j1, K + bx - 1)];
+  const inner = a1 > a0 && b1 > b0;
+  if (inner) step(u.local, next.local, a0, a1, b0, b1);
   await halo;
-  step(u.local, next.local, 1, 2, 1, bx + 1);
-  if (by > 1) step(u.local, next.local, by, by + 1, 1, bx + 1);
-  step(u.local, next.local, 2, by, 1, 2);
-  if (bx > 1) step(u.local, next.local, 2, by, bx, bx + 1);
+  if (!inner) step(u.local, next.local, i0, i1, j0, j1);
+  else {
+    step(u.local, next.local, i0, a0, j0, j1);
+    step(u.local, next.local, a1, i1, j0, j1);
+    step(u.local, next.local, a0, a1, j0, b0);
+    step(u.local, next.local, a0, a1, b1, j1);
+  }
   [u, next] = [next, u];
+  for (let t = 1; t < k; t++) {
+    const [[r0, r1], [c0, c1]] = u.updateBox(t, k) as [[number, number], [number, number]];
+    step(u.local, next.local, r0, r1, c0, c1);
+    [u, next] = [next, u];
+  }
+  s += k;
 }
 const seconds = await world.allreduce(wtime() - t0, "max");
 

@@ -47,6 +47,24 @@ describe("examples/heat.ts", () => {
     expect(js.fieldHash).toBe(results[0]!.fieldHash);
   });
 
+  it("--halo K (one exchange every K steps) gives the same fieldHash for K = 1, 2, 4, 8 on 1, 2, 4 and 6 ranks", async () => {
+    // 37 steps: the last window of every K > 1 is a short one.
+    const hashes = new Set<string>();
+    for (const ranks of [1, 2, 4, 6]) {
+      for (const K of [1, 2, 4, 8]) {
+        const r = await json(ranks, ["examples/heat.ts", "--n", "48", "--steps", "37", "--halo", String(K)]);
+        expect(r.ranks).toBe(ranks);
+        hashes.add(r.fieldHash as string);
+      }
+    }
+    expect([...hashes]).toHaveLength(1);
+    // Deeper than the thinnest block: said once, before running, with status 2.
+    const thick = await run(["-n", "4", "examples/heat.ts", "--n", "48", "--halo", "25"]);
+    expect(thick.exitCode).toBe(2);
+    expect(thick.stderr).toContain("heat.ts: --halo 25: BlockGrid.create: along dimension 0, 48 cells on 2 ranks give blocks of 24, thinner than the ghost width 25");
+    expect(thick.stderr.match(/--halo 25/g)).toHaveLength(1);
+  });
+
   it("writes a PNG of the field, and rejects a bad option with exit status 2", async () => {
     const file = join(mkdtempSync(join(tmpdir(), "tsmpi-png-")), "heat.png");
     const r = await run(["-n", "2", "examples/heat.ts", "--n", "40", "--steps", "10", "--png", file]);
