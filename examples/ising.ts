@@ -12,7 +12,7 @@
 import { createHash } from "node:crypto";
 import { BlockGrid, finalize, init, wtime } from "tsmpi";
 import { halfSweepKey, measure, siteRandom, thresholds, updateColour, type Block } from "./lib/ising.js";
-import { options, squareGrid } from "./lib/options.js";
+import { optionError, options, squareGrid } from "./lib/options.js";
 import { writeField } from "./lib/png.js";
 
 const opt = options(import.meta.url, {
@@ -21,6 +21,7 @@ const opt = options(import.meta.url, {
   sweeps: { kind: "int", default: 2000, min: 1, help: "measured sweeps" },
   therm: { kind: "int", default: 1000, min: 0, help: "thermalisation sweeps (not measured)" },
   seed: { kind: "int", default: 1, help: "random seed" },
+  halo: { kind: "int", default: 1, min: 1, help: "ghost layers exchanged at once: one exchange every K half-sweeps (same lattice for every K)" },
   start: { kind: "string", default: "cold", choices: ["cold", "hot"], help: "initial spins: cold (all up) or hot (random: a quench, shows domains)" },
   png: { kind: "string", output: true, help: "write the final spins to this PNG file" },
   json: { kind: "flag", help: "print one JSON line (rank 0)" },
@@ -31,9 +32,16 @@ if (L % 2 !== 0 && (process.env.TSMPI_RANK ?? "0") === "0") console.error("ising
 const world = await init();
 const dims = squareGrid(import.meta.url, world.size, L, "L", "sites");
 const cart = await world.cart(dims, { periodic: [true, true] });
-const grid = await BlockGrid.create(cart, { shape: [L, L], dtype: Int8Array });
+// --halo K: K ghost layers, exchanged once every K half-sweeps (deep halos, as in heat.ts).
+const K = opt.halo;
+// Across the periodic edge of an odd L two neighbours have one colour, so a site's update
+// depends on the order of visits: ghost cells would not repeat their owner's updates.
+if (K > 1 && L % 2 !== 0) optionError(import.meta.url, `--halo ${K} needs an even --L (${L} is odd: the checkerboard breaks across the periodic edge)`);
+const grid = await BlockGrid.create(cart, { shape: [L, L], dtype: Int8Array, ghost: K, stencil: K > 1 ? "box" : "star" }).catch((e: Error) =>
+  optionError(import.meta.url, `--halo ${K}: ${e.message}`),
+);
 const [rows, cols] = grid.localShape as [number, number];
-const block: Block = { spins: grid.local, width: cols + 2, rows, cols, y0: grid.offset[0]!, x0: grid.offset[1]!, L };
+const block: Block = { spins: grid.local, width: cols + 2 * K, rows, cols, y0: grid.offset[0]!, x0: grid.offset[1]!, L, ghost: K };
 // Cold: all up. Hot: a random spin per site, from the same counter-based numbers (sweep −1).
 const initKey = halfSweepKey(seed, -1, 0);
 for (let i = 0; i < rows; i++) {
@@ -47,19 +55,36 @@ const thr = thresholds(T);
 // This rank's part of M and E after every measured sweep; summed over ranks once, at the end,
 // instead of one collective per sweep.
 const localM = new Float64Array(sweeps), localE = new Float64Array(sweeps);
-await grid.exchange();
 await world.barrier();
 const t0 = wtime();
-for (let sweep = 0; sweep < therm + sweeps; sweep++) {
-  updateColour(block, 0, seed, sweep, thr);
+/** A measured sweep whose measurement waits for the next exchange (its right and lower ghosts are stale). */
+let unmeasured = -1;
+const record = (sweep: number) => {
+  const { M, E } = measure(block);
+  localM[sweep - therm] = M;
+  localE[sweep - therm] = E;
+};
+const halfSweeps = 2 * (therm + sweeps);
+for (let h = 0; h < halfSweeps; ) {
+  // One exchange, then k half-sweeps on a region that shrinks by a layer each time (k = K but
+  // for the last window); a half-sweep reads only the other colour, so it is a stencil step.
+  const k = Math.min(K, halfSweeps - h);
   await grid.exchange();
-  updateColour(block, 1, seed, sweep, thr);
-  await grid.exchange();
-  if (sweep >= therm) {
-    const { M, E } = measure(block);
-    localM[sweep - therm] = M;
-    localE[sweep - therm] = E;
+  if (unmeasured >= 0) record(unmeasured);
+  unmeasured = -1;
+  for (let t = 0; t < k; t++, h++) {
+    const sweep = h >> 1, colour = h & 1;
+    updateColour(block, colour, seed, sweep, thr, grid.updateBox(t, k));
+    if (colour === 1 && sweep >= therm) {
+      // The layer past the interior is current while the region still reaches beyond it.
+      if (k - 1 - t >= 1) record(sweep);
+      else unmeasured = sweep;
+    }
   }
+}
+if (unmeasured >= 0) {
+  await grid.exchange();
+  record(unmeasured);
 }
 const seconds = await world.allreduce(wtime() - t0, "max");
 // Sums of integers: exact, so the means below are the same bits for any decomposition.

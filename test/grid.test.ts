@@ -95,6 +95,21 @@ describe("examples/heat.ts", () => {
 });
 
 describe("examples/ising.ts", () => {
+  it("--halo K gives the same lattice, |m| and energy for K = 1, 2, 3, 8 on 1, 2, 4 and 6 ranks", async () => {
+    const seen = new Set<string>();
+    for (const ranks of [1, 2, 4, 6]) {
+      for (const K of [1, 2, 3, 8]) {
+        const r = await json(ranks, ["examples/ising.ts", "--L", "48", "--sweeps", "13", "--therm", "4", "--start", "hot", "--halo", String(K)]);
+        expect(r.ranks).toBe(ranks);
+        seen.add(JSON.stringify([r.fieldHash, r.absMagnetization, r.energy]));
+      }
+    }
+    expect([...seen]).toHaveLength(1);
+    const odd = await run(["-n", "2", "examples/ising.ts", "--L", "47", "--halo", "2"]);
+    expect(odd.exitCode).toBe(2);
+    expect(odd.stderr).toContain("ising.ts: --halo 2 needs an even --L (47 is odd: the checkerboard breaks across the periodic edge)");
+  });
+
   it("gives the same fieldHash on 1 and 4 ranks, from a cold and a hot start", async () => {
     for (const start of ["cold", "hot"]) {
       const args = ["examples/ising.ts", "--L", "48", "--sweeps", "60", "--therm", "10", "--T", "2.3", "--start", start];

@@ -54,9 +54,10 @@ export function thresholds(T: number): [number, number] {
 }
 
 /**
- * A block of the lattice: `spins` holds it with one ghost layer, `width` elements per row
- * (block columns + 2); the interior is rows 1…rows, columns 1…cols. `y0`, `x0` are the global
- * coordinates of the interior's first cell and `L` the global side (for site numbers).
+ * A block of the lattice: `spins` holds it with `ghost` ghost layers (default 1), `width` elements
+ * per row (block columns + 2·ghost); the interior is rows ghost … ghost + rows − 1, and the same
+ * for columns. `y0`, `x0` are the global coordinates of the interior's first cell and `L` the
+ * global side (for site numbers).
  */
 export interface Block {
   spins: Int8Array;
@@ -66,22 +67,42 @@ export interface Block {
   y0: number;
   x0: number;
   L: number;
+  ghost?: number;
 }
 
-/** Metropolis update of every site of one colour in the block's interior; ghosts must be current. */
-export function updateColour(b: Block, colour: number, seed: number, sweep: number, thr: readonly [number, number]): void {
-  const { spins: s, width: W, rows, cols, y0, x0, L } = b;
+/** A global coordinate wrapped onto the periodic lattice (ghost cells lie at most one side off). */
+function wrap(x: number, L: number): number {
+  return x < 0 ? x + L : x >= L ? x - L : x;
+}
+
+/**
+ * Metropolis update of every site of one colour in `box` ([i0, i1), [j0, j1) in `spins`'
+ * coordinates; default the interior), whose neighbours must be current. A ghost cell in the box
+ * gets exactly the update its owner gives it (same site number, same colour, same random
+ * number), which is what deep halos rely on.
+ */
+export function updateColour(b: Block, colour: number, seed: number, sweep: number, thr: readonly [number, number], box?: readonly (readonly [number, number])[]): void {
+  const { spins: s, width: W, y0, x0, L } = b;
+  const g = b.ghost ?? 1;
+  const [[i0, i1], [j0, j1]] = box ?? [
+    [g, g + b.rows],
+    [g, g + b.cols],
+  ];
   const key = halfSweepKey(seed, sweep, colour);
   const t4 = thr[0], t8 = thr[1];
-  for (let i = 1; i <= rows; i++) {
-    const gy = y0 + i - 1;
-    // First column of this row with the right colour.
-    const j0 = 1 + ((((colour - gy - x0) % 2) + 2) % 2);
-    for (let j = j0, k = i * W + j0; j <= cols; j += 2, k += 2) {
+  for (let i = i0; i < i1; i++) {
+    const gy = wrap(y0 + i - g, L);
+    // The colours alternate along a row, so every other site is one colour, except across the
+    // periodic edge of an odd L: a row that crosses it has each site's colour checked.
+    const step = L % 2 === 0 || (x0 + j0 - g >= 0 && x0 + j1 - g <= L) ? 2 : 1;
+    const first = step === 2 ? j0 + ((((colour - gy - wrap(x0 + j0 - g, L)) % 2) + 2) % 2) : j0;
+    for (let j = first, k = i * W + first; j < j1; j += step, k += step) {
+      const gx = wrap(x0 + j - g, L);
+      if (step === 1 && (gy + gx) % 2 !== colour) continue;
       const spin = s[k]!;
       const dE = 2 * spin * (s[k - 1]! + s[k + 1]! + s[k - W]! + s[k + W]!);
       if (dE > 0) {
-        const r = siteRandom(key, gy * L + x0 + j - 1);
+        const r = siteRandom(key, gy * L + gx);
         if (r >= (dE === 4 ? t4 : t8)) continue;
       }
       s[k] = -spin;
@@ -89,12 +110,16 @@ export function updateColour(b: Block, colour: number, seed: number, sweep: numb
   }
 }
 
-/** Magnetisation (sum of spins) and energy (−Σ s·(right + down)) of the block; ghosts must be current. */
+/**
+ * Magnetisation (sum of spins) and energy (−Σ s·(right + down)) of the block's interior; the
+ * ghost layer to its right and below must be current.
+ */
 export function measure(b: Block): { M: number; E: number } {
   const { spins: s, width: W, rows, cols } = b;
+  const g = b.ghost ?? 1;
   let M = 0, E = 0;
-  for (let i = 1; i <= rows; i++) {
-    for (let j = 1, k = i * W + 1; j <= cols; j++, k++) {
+  for (let i = g; i < g + rows; i++) {
+    for (let j = g, k = i * W + g; j < g + cols; j++, k++) {
       M += s[k]!;
       E -= s[k]! * (s[k + 1]! + s[k + W]!);
     }
