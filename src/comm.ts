@@ -99,31 +99,57 @@ export class Communicator {
     return sent === DONE ? sent : sent.catch((e: unknown) => Promise.reject(this.wrap("send", e)));
   }
 
+  // The receives below are not async functions: each resolves with the engine's own promise
+  // (see PointToPoint.receive), one turn of the microtask queue per layer saved.
+
   /** Receives the next matching message and returns its data. */
-  async recv<T = unknown>(source: number = ANY_SOURCE, tag: number = ANY_TAG): Promise<T> {
-    return (await this.recvMessage<T>(source, tag)).data;
+  recv<T = unknown>(source: number = ANY_SOURCE, tag: number = ANY_TAG): Promise<T> {
+    return this.receive("recv", source, tag, undefined, (m) => this.decode(m, "recv") as T, undefined as T);
   }
 
   /** Receives the next matching message with its source and tag. */
-  async recvMessage<T = unknown>(source: number = ANY_SOURCE, tag: number = ANY_TAG): Promise<Message<T>> {
-    this.live("recv");
-    this.checkRank("recvMessage", "source", source, true);
-    this.checkTag("recvMessage", tag, true);
-    if (source === PROC_NULL) return { data: undefined as T, source: PROC_NULL, tag: ANY_TAG };
-    const m = await this.p2p.recv(this.ptpCtx, this.worldOf(source), tag, this.group);
-    return { data: this.decode(m, "recv") as T, source: this.localOf(m.src), tag: m.tag };
+  recvMessage<T = unknown>(source: number = ANY_SOURCE, tag: number = ANY_TAG): Promise<Message<T>> {
+    return this.receive("recv", source, tag, undefined, (m) => ({ data: this.decode(m, "recv") as T, source: this.localOf(m.src), tag: m.tag }), {
+      data: undefined as T,
+      source: PROC_NULL,
+      tag: ANY_TAG,
+    });
   }
 
   /** Receives a binary message into `buffer`; rejects with TruncateError if it does not fit. */
-  async recvInto(buffer: TypedArray, source: number = ANY_SOURCE, tag: number = ANY_TAG): Promise<RecvIntoStatus> {
-    this.live("recvInto");
-    this.checkArray("recvInto", buffer);
-    this.checkRank("recvInto", "source", source, true);
-    this.checkTag("recvInto", tag, true);
-    if (source === PROC_NULL) return { source: PROC_NULL, tag: ANY_TAG, count: 0 };
-    const m = await this.p2p.recv(this.ptpCtx, this.worldOf(source), tag, this.group, buffer);
-    const count = m.landed ?? decodeInto(m.kind, m.frames, buffer, "recvInto");
-    return { source: this.localOf(m.src), tag: m.tag, count };
+  recvInto(buffer: TypedArray, source: number = ANY_SOURCE, tag: number = ANY_TAG): Promise<RecvIntoStatus> {
+    try {
+      this.live("recvInto");
+      this.checkArray("recvInto", buffer);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.receive(
+      "recvInto",
+      source,
+      tag,
+      buffer,
+      (m) => ({ source: this.localOf(m.src), tag: m.tag, count: m.landed ?? decodeInto(m.kind, m.frames, buffer, "recvInto") }),
+      { source: PROC_NULL, tag: ANY_TAG, count: 0 },
+    );
+  }
+
+  /**
+   * A point-to-point receive: checks the arguments (rejecting, as the async calls did), answers
+   * PROC_NULL with `none`, and otherwise resolves with `finish(message)`.
+   */
+  private receive<T>(call: "recv" | "recvInto", source: number, tag: number, into: TypedArray | undefined, finish: (m: Incoming) => T, none: T): Promise<T> {
+    // recv and recvMessage name themselves "recvMessage" in argument errors, as they always have.
+    const named = call === "recv" ? "recvMessage" : call;
+    try {
+      this.live(call);
+      this.checkRank(named, "source", source, true);
+      this.checkTag(named, tag, true);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    if (source === PROC_NULL) return Promise.resolve(none);
+    return this.p2p.receive(this.ptpCtx, this.worldOf(source), tag, this.group, into, finish);
   }
 
   /** Sends to `dest` and receives from `source` at the same time (no deadlock between pairs). */

@@ -19,12 +19,15 @@ export const DONE: Promise<void> = SENT;
 
 /**
  * A receive or probe waiting for its message. A class rather than closures: one is made for every
- * receive that has to wait, and the message path should allocate little.
+ * receive that has to wait, and the message path should allocate little. `finish` turns the
+ * message into what the caller's promise resolves with (a status, the decoded value), so the
+ * caller needs no promise of its own on top: each layer of promises is a turn of the microtask
+ * queue on every message.
  */
-class Pending implements Waiter {
-  private done!: (m: Incoming) => void;
+class Pending<T> implements Waiter {
+  private done!: (v: T) => void;
   private fail!: (e: Error) => void;
-  readonly promise: Promise<Incoming>;
+  readonly promise: Promise<T>;
 
   constructor(
     private readonly transport: Transport | null,
@@ -35,8 +38,9 @@ class Pending implements Waiter {
     readonly group: readonly number[],
     readonly call: "recv" | "probe",
     readonly into: ArrayBufferView | undefined,
+    private readonly finish: (m: Incoming) => T,
   ) {
-    this.promise = new Promise<Incoming>((resolve, reject) => {
+    this.promise = new Promise<T>((resolve, reject) => {
       this.done = resolve;
       this.fail = reject;
     });
@@ -44,12 +48,30 @@ class Pending implements Waiter {
 
   resolve(m: Incoming): void {
     this.transport?.release();
-    this.done(m);
+    let v: T;
+    try {
+      v = this.finish(m);
+    } catch (e) {
+      this.fail(e as Error);
+      return;
+    }
+    this.done(v);
   }
 
   reject(e: Error): void {
     this.transport?.release();
     this.fail(e);
+  }
+}
+
+const asIs = (m: Incoming): Incoming => m;
+
+/** `finish(m)` as a promise: resolved, or rejected if it throws. */
+function settled<T>(finish: (m: Incoming) => T, m: Incoming): Promise<T> {
+  try {
+    return Promise.resolve(finish(m));
+  } catch (e) {
+    return Promise.reject(e);
   }
 }
 
@@ -269,15 +291,23 @@ export class PointToPoint {
 
   /** `into`: a recvInto's array, where a raw payload may be copied straight from the transport. */
   recv(ctx: number, src: number, tag: number, group: readonly number[], into?: ArrayBufferView): Promise<Incoming> {
+    return this.receive(ctx, src, tag, group, into, asIs);
+  }
+
+  /**
+   * A receive whose promise resolves with `finish(message)` (or rejects with what it throws):
+   * what the communicator's calls return, without a promise of their own around this one.
+   */
+  receive<T>(ctx: number, src: number, tag: number, group: readonly number[], into: ArrayBufferView | undefined, finish: (m: Incoming) => T): Promise<T> {
     const m = this.matcher.take(ctx, src, tag);
-    if (m) return Promise.resolve(m);
-    return this.wait(ctx, src, tag, group, "recv", into);
+    if (m) return settled(finish, m);
+    return this.wait(ctx, src, tag, group, "recv", into, finish);
   }
 
   probe(ctx: number, src: number, tag: number, group: readonly number[]): Promise<Incoming> {
     const m = this.matcher.peek(ctx, src, tag);
     if (m) return Promise.resolve(m);
-    return this.wait(ctx, src, tag, group, "probe", undefined);
+    return this.wait(ctx, src, tag, group, "probe", undefined, asIs);
   }
 
   iprobe(ctx: number, src: number, tag: number): Incoming | undefined {
@@ -286,8 +316,8 @@ export class PointToPoint {
     return m;
   }
 
-  private wait(ctx: number, src: number, tag: number, group: readonly number[], call: "recv" | "probe", into: ArrayBufferView | undefined): Promise<Incoming> {
-    const w = new Pending(this.transport, ctx, src, tag, group, call, into);
+  private wait<T>(ctx: number, src: number, tag: number, group: readonly number[], call: "recv" | "probe", into: ArrayBufferView | undefined, finish: (m: Incoming) => T): Promise<T> {
+    const w = new Pending(this.transport, ctx, src, tag, group, call, into, finish);
     const failure = this.failureFor(w);
     if (failure) return Promise.reject(failure);
     this.transport?.hold();
@@ -302,7 +332,7 @@ export class PointToPoint {
     return g !== undefined && (!g.sentTo.has(this.rank) || this.fins.has(peer));
   }
 
-  private failureFor(w: Pending): RankFailedError | undefined {
+  private failureFor(w: { src: number; group: readonly number[]; call: "recv" | "probe" }): RankFailedError | undefined {
     const call = w.call;
     if (w.src !== ANY_SOURCE) {
       if (w.src !== this.rank && this.drained(w.src)) {
@@ -321,8 +351,8 @@ export class PointToPoint {
   private failIfDrained(peer: number): void {
     if (!this.drained(peer)) return;
     this.matcher.failWhere(
-      (w) => this.failureFor(w as Pending) !== undefined,
-      (w) => this.failureFor(w as Pending)!,
+      (w) => this.failureFor(w as Pending<unknown>) !== undefined,
+      (w) => this.failureFor(w as Pending<unknown>)!,
     );
   }
 }
