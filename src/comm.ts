@@ -324,15 +324,12 @@ export class Communicator {
       rank: this.rank,
       size: this.size,
       send: (dest, value) => p2p.send(collCtx, group[dest]!, tag, value),
-      recv: async (source) => {
-        const m = await p2p.recv(collCtx, group[source]!, tag, group);
-        return decode(m.kind, m.meta, m.frames);
-      },
-      recvInto: async (source, into) => {
-        const m = await p2p.recv(collCtx, group[source]!, tag, group, into);
-        const count = m.landed ?? decodeInto(m.kind, m.frames, into, call);
-        if (count !== into.length) throw new MpiError(`${call}: expected ${into.length} elements from rank ${source}, got ${count}`);
-      },
+      recv: (source) => p2p.receive(collCtx, group[source]!, tag, group, undefined, (m) => decode(m.kind, m.meta, m.frames)),
+      recvInto: (source, into) =>
+        p2p.receive(collCtx, group[source]!, tag, group, into, (m) => {
+          const count = m.landed ?? decodeInto(m.kind, m.frames, into, call);
+          if (count !== into.length) throw new MpiError(`${call}: expected ${into.length} elements from rank ${source}, got ${count}`);
+        }),
     };
   }
 
