@@ -51,8 +51,7 @@ export class Ring {
   /** Copies as much of `src` as fits; returns the number of bytes written (0 when full). */
   push(src: Uint8Array): number {
     const tail = this.own;
-    const free = this.capacity - ((tail - Atomics.load(this.ctl, HEAD)) >>> 0);
-    const n = Math.min(free, src.byteLength);
+    const n = Math.min(this.room(), src.byteLength);
     if (n === 0) return 0;
     const at = tail & this.mask;
     const first = Math.min(n, this.capacity - at);
@@ -98,7 +97,7 @@ export class Ring {
 
   /** At least one byte can be pushed. */
   hasRoom(): boolean {
-    return ((this.own - Atomics.load(this.ctl, HEAD)) >>> 0) < this.capacity;
+    return this.room() > 0;
   }
 
   /** Everything pushed has been consumed. */

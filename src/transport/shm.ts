@@ -194,12 +194,15 @@ class Inbox {
     if (avail < 4) return false;
     const count = ring.peekU32(0);
     let total = 4 + 4 * count;
+    // Up to 16 frames: their lengths fit the 64 bytes `lengths` always has.
     if (count > 16 || avail < total) return false;
-    for (let i = 0; i < count; i++) total += ring.peekU32(4 + 4 * i);
+    for (let i = 0; i < count; i++) {
+      const len = ring.peekU32(4 + 4 * i);
+      this.lengths.writeUInt32LE(len, 4 * i);
+      total += len;
+    }
     if (avail < total) return false;
     this.count = count;
-    if (this.lengths.byteLength < 4 * count) this.lengths = Buffer.alloc(4 * count);
-    for (let i = 0; i < count; i++) this.lengths.writeUInt32LE(ring.peekU32(4 + 4 * i), 4 * i);
     this.frames = [];
     let at = 4 + 4 * count;
     for (let i = 0; i < count; i++) {
