@@ -8,7 +8,8 @@ import * as coll from "./collectives.js";
 import { ANY_SOURCE, ANY_TAG, PROC_NULL, TAG_UB } from "./constants.js";
 import { MpiError } from "./errors.js";
 import { checkOp, type Op } from "./op.js";
-import { DONE, type Incoming, type PointToPoint } from "./p2p.js";
+import type { Incoming, PointToPoint } from "./p2p.js";
+import { SENT } from "./transport/index.js";
 import { CartGeometry, fillDims, type CartOptions, type Shift } from "./topology.js";
 import { decode, decodeInto, payloadBytes, type TypedArray } from "./wire.js";
 
@@ -37,6 +38,11 @@ export interface SendRecvTags {
   sendTag?: number;
   recvTag?: number;
 }
+
+// What a receive from PROC_NULL returns (a fresh object each time: it is the caller's).
+const noData = (): undefined => undefined;
+const noMessage = (): Message => ({ data: undefined, source: PROC_NULL, tag: ANY_TAG });
+const noStatus = (): RecvIntoStatus => ({ source: PROC_NULL, tag: ANY_TAG, count: 0 });
 
 function describe(v: unknown): string {
   return typeof v === "string" ? JSON.stringify(v) : String(v);
@@ -89,14 +95,14 @@ export class Communicator {
     } catch (e) {
       return Promise.reject(e);
     }
-    if (dest === PROC_NULL) return DONE;
+    if (dest === PROC_NULL) return SENT;
     let sent: Promise<void>;
     try {
       sent = this.p2p.send(this.ptpCtx, this.group[dest]!, tag, data);
     } catch (e) {
       return Promise.reject(this.wrap("send", e));
     }
-    return sent === DONE ? sent : sent.catch((e: unknown) => Promise.reject(this.wrap("send", e)));
+    return sent === SENT ? sent : sent.catch((e: unknown) => Promise.reject(this.wrap("send", e)));
   }
 
   // The receives below are not async functions: each resolves with the engine's own promise
@@ -104,16 +110,12 @@ export class Communicator {
 
   /** Receives the next matching message and returns its data. */
   recv<T = unknown>(source: number = ANY_SOURCE, tag: number = ANY_TAG): Promise<T> {
-    return this.receive("recv", source, tag, undefined, (m) => this.decode(m, "recv") as T, undefined as T);
+    return this.receive("recv", source, tag, undefined, (m) => this.decode(m, "recv") as T, noData as () => T);
   }
 
   /** Receives the next matching message with its source and tag. */
   recvMessage<T = unknown>(source: number = ANY_SOURCE, tag: number = ANY_TAG): Promise<Message<T>> {
-    return this.receive("recv", source, tag, undefined, (m) => ({ data: this.decode(m, "recv") as T, source: this.localOf(m.src), tag: m.tag }), {
-      data: undefined as T,
-      source: PROC_NULL,
-      tag: ANY_TAG,
-    });
+    return this.receive("recv", source, tag, undefined, (m) => ({ data: this.decode(m, "recv") as T, source: this.localOf(m.src), tag: m.tag }), noMessage as () => Message<T>);
   }
 
   /** Receives a binary message into `buffer`; rejects with TruncateError if it does not fit. */
@@ -130,15 +132,15 @@ export class Communicator {
       tag,
       buffer,
       (m) => ({ source: this.localOf(m.src), tag: m.tag, count: m.landed ?? decodeInto(m.kind, m.frames, buffer, "recvInto") }),
-      { source: PROC_NULL, tag: ANY_TAG, count: 0 },
+      noStatus,
     );
   }
 
   /**
    * A point-to-point receive: checks the arguments (rejecting, as the async calls did), answers
-   * PROC_NULL with `none`, and otherwise resolves with `finish(message)`.
+   * PROC_NULL with `none()`, and otherwise resolves with `finish(message)`.
    */
-  private receive<T>(call: "recv" | "recvInto", source: number, tag: number, into: TypedArray | undefined, finish: (m: Incoming) => T, none: T): Promise<T> {
+  private receive<T>(call: "recv" | "recvInto", source: number, tag: number, into: TypedArray | undefined, finish: (m: Incoming) => T, none: () => T): Promise<T> {
     // recv and recvMessage name themselves "recvMessage" in argument errors, as they always have.
     const named = call === "recv" ? "recvMessage" : call;
     try {
@@ -148,7 +150,7 @@ export class Communicator {
     } catch (e) {
       return Promise.reject(e);
     }
-    if (source === PROC_NULL) return Promise.resolve(none);
+    if (source === PROC_NULL) return Promise.resolve(none());
     return this.p2p.receive(this.ptpCtx, this.worldOf(source), tag, this.group, into, finish);
   }
 

@@ -10,12 +10,9 @@ import { RankFailedError } from "./errors.js";
 import { Matcher, type Incoming, type Waiter } from "./matching.js";
 import { KIND_ACK, KIND_FIN, KIND_FIN_ACK, MAX_INLINE_FRAMES, peekEnvelope, readMessage, writeHeader, type Envelope } from "./protocol.js";
 import { SENT, type Transport } from "./transport/index.js";
-import { binaryCode, bytesOf, elementBytes, encode, Kind, payloadBytes } from "./wire.js";
+import { binaryCode, bytesOf, elementsIn, encode, Kind, payloadBytes } from "./wire.js";
 
 export type { Incoming } from "./matching.js";
-
-/** What a send returns when it completed at once (one shared promise, not one per message). */
-export const DONE: Promise<void> = SENT;
 
 /**
  * A receive or probe waiting for its message. A class rather than closures: one is made for every
@@ -163,9 +160,9 @@ export class PointToPoint {
     const w = this.matcher.claim(env.ctx, env.src, env.tag);
     if (!w) return undefined;
     const into = w.into;
-    const fits = into !== undefined && bytes <= into.byteLength && bytes % elementBytes(into) === 0;
-    this.landings.set(src, { w, count: fits ? bytes / elementBytes(into) : undefined });
-    return fits ? new Uint8Array(into.buffer, into.byteOffset, bytes) : undefined;
+    const count = into && elementsIn(bytes, into);
+    this.landings.set(src, { w, count });
+    return count === undefined ? undefined : new Uint8Array(into!.buffer, into!.byteOffset, bytes);
   };
 
   /** Control callback: `peer` finalized or exited; `sentTo` are the ranks it had sent data to. */
@@ -198,7 +195,7 @@ export class PointToPoint {
       const bytes = bytesOf(value as ArrayBufferView);
       if (dest === this.rank) {
         this.toSelfRaw(ctx, tag, code, bytes);
-        return DONE;
+        return SENT;
       }
       return this.transmit(dest, { kind: Kind.Raw, ctx, src: this.rank, tag, meta: code }, [bytes], 0);
     }
@@ -208,20 +205,18 @@ export class PointToPoint {
     // Own the bytes now: the caller may overwrite its arrays as soon as send resolves.
     const frames = enc.frames.map((f, i) => (i >= enc.borrowedFrom ? Buffer.from(f) : f));
     this.matcher.arrive({ kind: env.kind, ctx, src: this.rank, tag, meta: env.meta, frames });
-    return DONE;
+    return SENT;
   }
 
   /** A binary message to this rank: into a waiting recvInto's array, or a copy to the matcher. */
   private toSelfRaw(ctx: number, tag: number, code: number, bytes: Buffer): void {
     const w = this.matcher.claim(ctx, this.rank, tag);
     const into = w?.into;
-    if (into) {
-      const bpe = elementBytes(into);
-      if (bytes.byteLength <= into.byteLength && bytes.byteLength % bpe === 0) {
-        new Uint8Array(into.buffer, into.byteOffset, bytes.byteLength).set(bytes);
-        w!.resolve({ kind: Kind.Raw, ctx, src: this.rank, tag, meta: code, frames: [], landed: bytes.byteLength / bpe });
-        return;
-      }
+    const landed = into && elementsIn(bytes.byteLength, into);
+    if (landed !== undefined) {
+      new Uint8Array(into!.buffer, into!.byteOffset, bytes.byteLength).set(bytes);
+      w!.resolve({ kind: Kind.Raw, ctx, src: this.rank, tag, meta: code, frames: [], landed });
+      return;
     }
     const copy = Buffer.allocUnsafe(bytes.byteLength);
     copy.set(bytes);
@@ -289,14 +284,10 @@ export class PointToPoint {
     t.close();
   }
 
-  /** `into`: a recvInto's array, where a raw payload may be copied straight from the transport. */
-  recv(ctx: number, src: number, tag: number, group: readonly number[], into?: ArrayBufferView): Promise<Incoming> {
-    return this.receive(ctx, src, tag, group, into, asIs);
-  }
-
   /**
    * A receive whose promise resolves with `finish(message)` (or rejects with what it throws):
    * what the communicator's calls return, without a promise of their own around this one.
+   * `into`: a recvInto's array, where a raw payload may be copied straight from the transport.
    */
   receive<T>(ctx: number, src: number, tag: number, group: readonly number[], into: ArrayBufferView | undefined, finish: (m: Incoming) => T): Promise<T> {
     const m = this.matcher.take(ctx, src, tag);

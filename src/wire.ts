@@ -189,6 +189,15 @@ export function elementBytes(v: ArrayBufferView): number {
   return (v as { BYTES_PER_ELEMENT?: number }).BYTES_PER_ELEMENT ?? 1;
 }
 
+/**
+ * The elements `bytes` bytes of a raw message fill in `into`, or undefined when they do not fit
+ * it as decodeInto requires (no larger, a whole number of elements).
+ */
+export function elementsIn(bytes: number, into: ArrayBufferView): number | undefined {
+  const bpe = elementBytes(into);
+  return bytes <= into.byteLength && bytes % bpe === 0 ? bytes / bpe : undefined;
+}
+
 /** Payload size in bytes, as `probe` reports it. */
 export function payloadBytes(frames: Buffer[]): number {
   let n = 0;
