@@ -96,8 +96,9 @@ export function updateColour(b: Block, colour: number, seed: number, sweep: numb
     // periodic edge of an odd L: a row that crosses it has each site's colour checked.
     const step = L % 2 === 0 || (x0 + j0 - g >= 0 && x0 + j1 - g <= L) ? 2 : 1;
     const first = step === 2 ? j0 + ((((colour - gy - wrap(x0 + j0 - g, L)) % 2) + 2) % 2) : j0;
-    for (let j = first, k = i * W + first; j < j1; j += step, k += step) {
-      const gx = wrap(x0 + j - g, L);
+    // The site's global column, kept in step with j rather than wrapped per site.
+    let gx = wrap(x0 + first - g, L);
+    for (let j = first, k = i * W + first; j < j1; j += step, k += step, gx = gx + step >= L ? gx + step - L : gx + step) {
       if (step === 1 && (gy + gx) % 2 !== colour) continue;
       const spin = s[k]!;
       const dE = 2 * spin * (s[k - 1]! + s[k + 1]! + s[k - W]! + s[k + W]!);
