@@ -52,6 +52,13 @@ export function segmentPrefix(jobDir: string): string {
   return `${basename(jobDir)}-`;
 }
 
+/** Writes a message's frame count and lengths into `prefix` (4 + 4 · frames bytes) and returns it. */
+function writePrefix(prefix: Buffer, frames: readonly Buffer[]): Buffer {
+  prefix.writeUInt32LE(frames.length, 0);
+  for (let i = 0; i < frames.length; i++) prefix.writeUInt32LE(frames[i]!.byteLength, 4 + 4 * i);
+  return prefix;
+}
+
 /** Resolves an Outgoing that went in at once (no caller waits on it). */
 const noop = (): void => {};
 
@@ -330,9 +337,7 @@ export class ShmTransport implements Transport, DoorbellClient {
       let total = 4 + 4 * n;
       for (let i = 0; i < n; i++) total += frames[i]!.byteLength;
       if (total <= out.ring.room()) {
-        const prefix = this.prefixes[n]!;
-        prefix.writeUInt32LE(n, 0);
-        for (let i = 0; i < n; i++) prefix.writeUInt32LE(frames[i]!.byteLength, 4 + 4 * i);
+        const prefix = writePrefix(this.prefixes[n]!, frames);
         this.parts[0] = prefix;
         for (let i = 0; i < n; i++) this.parts[i + 1] = frames[i]!;
         this.parts.length = n + 1;
@@ -342,9 +347,7 @@ export class ShmTransport implements Transport, DoorbellClient {
         return SENT;
       }
     }
-    const prefix = Buffer.allocUnsafe(4 + 4 * n);
-    prefix.writeUInt32LE(n, 0);
-    for (let i = 0; i < n; i++) prefix.writeUInt32LE(frames[i]!.byteLength, 4 + 4 * i);
+    const prefix = writePrefix(Buffer.allocUnsafe(4 + 4 * n), frames);
     const m: Outgoing = { parts: [prefix, ...frames], part: 0, offset: 0, resolve: noop, reject: noop };
     if (out.queue.length === 0 && out.push(m)) return SENT;
     return new Promise<void>((resolve, reject) => {
