@@ -183,13 +183,14 @@ export class Matcher {
     this.probes.push(w);
   }
 
-  /** Rejects every waiting receive and probe for which `pred` holds. */
-  failWhere(pred: (w: Waiter) => boolean, err: (w: Waiter) => Error): void {
-    const failed: Waiter[] = [];
+  /** Rejects every waiting receive and probe for which `failure` gives an error, with that error. */
+  failWhere(failure: (w: Waiter) => Error | undefined): void {
+    const failed: [Waiter, Error][] = [];
     for (const q of this.recvs.all()) {
       for (let i = 0; i < q.length; ) {
-        if (pred(q[i]!.item)) {
-          failed.push(q.splice(i, 1)[0]!.item);
+        const e = failure(q[i]!.item);
+        if (e) {
+          failed.push([q.splice(i, 1)[0]!.item, e]);
           this.posted--;
         } else i++;
       }
@@ -197,10 +198,11 @@ export class Matcher {
     const probes = this.probes;
     this.probes = [];
     for (const p of probes) {
-      if (pred(p)) failed.push(p);
+      const e = failure(p);
+      if (e) failed.push([p, e]);
       else this.probes.push(p);
     }
     // Rejected after the scan: a rejection handler may post new receives.
-    for (const w of failed) w.reject(err(w));
+    for (const [w, e] of failed) w.reject(e);
   }
 }

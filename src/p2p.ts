@@ -341,9 +341,6 @@ export class PointToPoint {
 
   private failIfDrained(peer: number): void {
     if (!this.drained(peer)) return;
-    this.matcher.failWhere(
-      (w) => this.failureFor(w as Pending<unknown>) !== undefined,
-      (w) => this.failureFor(w as Pending<unknown>)!,
-    );
+    this.matcher.failWhere((w) => this.failureFor(w as Pending<unknown>));
   }
 }

@@ -108,10 +108,7 @@ describe("Matcher", () => {
     m.postRecv(a);
     m.postRecv(b);
     m.postProbe(p);
-    m.failWhere(
-      (w) => w.src === 1,
-      (w) => new Error(`gone ${w.src}`),
-    );
+    m.failWhere((w) => (w.src === 1 ? new Error(`gone ${w.src}`) : undefined));
     expect(a.err?.message).toBe("gone 1");
     expect(p.err?.message).toBe("gone 1");
     expect(b.err).toBeUndefined();
