@@ -3,10 +3,17 @@
  * rank of a Cartesian communicator, each block padded with ghost layers that `exchange()` fills
  * from the neighbouring blocks. This is the helper that stencil solvers are written on.
  */
+import { existsSync, fsyncSync, closeSync } from "node:fs";
+import { resolve } from "node:path";
+import { abandon, checkMeta, commit, ioMessage, makeProbe, openFile, prepare, readAll, readHeader, removeProbe, settle, writeAll } from "./checkpoint.js";
 import type { CartComm, Communicator } from "./comm.js";
 import { PROC_NULL } from "./constants.js";
 import { MpiError } from "./errors.js";
+import { encodeNpyHeader, npyClass, npyDescr, type NpyDescr, type NpyHeader } from "./npy.js";
 import type { TypedArray } from "./wire.js";
+
+/** Tag of the blocks that go through rank 0 in save/load (exchange uses 0 … 2·ndims − 1). */
+const FILE_TAG = 1 << 20;
 
 /** "star": faces only (5-point, 7-point stencils); "box": faces, edges and corners (9-point). */
 export type Stencil = "star" | "box";
@@ -234,7 +241,175 @@ export class BlockGrid<A extends TypedArray = Float64Array> {
     this.unpack(this.slab(this.interiorBox()), mine);
   }
 
+  /**
+   * Writes the global field (no ghosts) to `file` as a NumPy `.npy` file (C order, the grid's
+   * dtype) and `meta` to `FILE.json` beside it, for `BlockGrid.load` or `numpy.load(file)`.
+   * Collective. Ranks that see rank 0's file system write their own blocks at their offsets;
+   * the others send them to rank 0. The data goes to `FILE.partial` and is renamed into place
+   * only when complete, so a job killed mid-write leaves the previous checkpoint intact.
+   * `meta` must be JSON (finite numbers, strings, booleans, null, arrays, plain objects).
+   * @throws MpiError on every rank when the metadata is not JSON or a rank cannot write.
+   */
+  async save(file: string, meta: Record<string, unknown> = {}): Promise<void> {
+    const where = `grid.save(${JSON.stringify(file)})`;
+    const header: NpyHeader = { descr: npyDescr(this.dtype), shape: [...this.shape], dataOffset: 0 };
+    const bytes = encodeNpyHeader(header.descr, header.shape);
+    header.dataOffset = bytes.length;
+    const dataBytes = this.shape.reduce((a, b) => a * b, 1) * this.dtype.BYTES_PER_ELEMENT;
+    let plan: { error?: string; partial?: string; probe?: string } = {};
+    if (this.comm.rank === 0) {
+      try {
+        if (typeof file !== "string" || file === "") throw new MpiError(`${where}: file must be a non-empty path`);
+        checkMeta(meta, where);
+        plan = prepare(file, bytes, dataBytes);
+      } catch (e) {
+        plan = { error: (e as Error).message };
+      }
+    }
+    plan = await this.comm.bcast(plan, 0);
+    if (plan.error !== undefined) throw new MpiError(plan.error);
+    const partial = plan.partial!;
+    const errors = await this.moveBlocks(partial, plan.probe!, header, "write");
+    let verdict: string | null = errors;
+    if (this.comm.rank === 0) {
+      try {
+        if (errors) abandon(file);
+        else commit(file, header, dataBytes, meta);
+      } catch (e) {
+        verdict = (e as Error).message;
+      }
+    }
+    verdict = await this.comm.bcast(verdict, 0);
+    if (verdict) throw new MpiError(`${where}: ${verdict}`);
+  }
+
+  /**
+   * Reads a `.npy` file (a checkpoint from `save`, or any C-order array from `numpy.save`) into
+   * a new grid over `cart`, each rank its own block, whatever decomposition wrote it. The shape
+   * and dtype come from the file (`options.shape`/`dtype`, if given, must agree); the other
+   * options are as for `create`. Returns the grid and the metadata saved with it (`{}` for a
+   * plain .npy file). Collective.
+   * @throws MpiError on every rank when the file is missing, is not a .npy file tsmpi reads,
+   *   does not match its sidecar, or does not fit the options.
+   */
+  static async load<A extends TypedArray = Float64Array>(
+    cart: CartComm,
+    file: string,
+    options: Partial<BlockGridOptions<A>> = {},
+  ): Promise<{ grid: BlockGrid<A>; meta: Record<string, unknown> }> {
+    const where = `BlockGrid.load(${JSON.stringify(file)})`;
+    type Plan = { error?: string; path?: string; descr?: NpyDescr; shape?: number[]; dataOffset?: number; meta?: Record<string, unknown>; probe?: string };
+    let plan: Plan = {};
+    if (cart.rank === 0) {
+      try {
+        if (typeof file !== "string" || file === "") throw new MpiError(`${where}: file must be a non-empty path`);
+        const path = resolve(file);
+        if (!existsSync(path) && !existsSync(`${path}.json`)) throw new MpiError(`${file}: no such file`);
+        const sidecar = settle(file);
+        const h = readHeader(path, file);
+        if (sidecar && (sidecar.dtype !== h.descr || JSON.stringify(sidecar.shape) !== JSON.stringify(h.shape))) {
+          throw new MpiError(`${file}: holds ${h.descr} [${h.shape.join(", ")}] but ${file}.json says ${sidecar.dtype} [${sidecar.shape.join(", ")}]`);
+        }
+        plan = { path, descr: h.descr, shape: h.shape, dataOffset: h.dataOffset, meta: sidecar?.meta ?? {}, probe: makeProbe(path) };
+      } catch (e) {
+        plan = { error: e instanceof MpiError ? e.message : `${where}: ${(e as Error).message}` };
+      }
+    }
+    plan = await cart.bcast(plan, 0);
+    if (plan.error !== undefined) throw new MpiError(plan.error);
+    const shape = plan.shape!;
+    const dtype = npyClass(plan.descr!) as unknown as ArrayClass<A>;
+    const fail = (why: string) => {
+      if (cart.rank === 0) removeProbe(plan.probe!);
+      return new MpiError(`${where}: ${why}`);
+    };
+    if (options.dtype && npyDescr(options.dtype) !== plan.descr) throw fail(`the file holds ${dtype.name} (${plan.descr}), not ${options.dtype.name}`);
+    if (options.shape && JSON.stringify([...options.shape]) !== JSON.stringify(shape)) throw fail(`the file's shape is [${shape.join(", ")}], not [${options.shape.join(", ")}]`);
+    let grid: BlockGrid<A>;
+    try {
+      grid = await BlockGrid.create(cart, { ...options, shape, dtype: options.dtype ?? dtype });
+    } catch (e) {
+      throw fail((e as Error).message);
+    }
+    const errors = await grid.moveBlocks(plan.path!, plan.probe!, { descr: plan.descr!, shape, dataOffset: plan.dataOffset! }, "read");
+    if (errors) throw new MpiError(`${where}: ${errors}`);
+    return { grid, meta: plan.meta! };
+  }
+
   // ---- internals ------------------------------------------------------------------------------
+
+  /**
+   * Moves every rank's interior between `local` and the .npy file at `path`: ranks that see
+   * `probe` (rank 0's file system) read or write their own rows; rank 0 does it for the others,
+   * with their blocks as messages. Returns the ranks' errors as one line (null when none), the
+   * same on every rank.
+   */
+  private async moveBlocks(path: string, probe: string, header: NpyHeader, mode: "read" | "write"): Promise<string | null> {
+    const comm = this.comm;
+    // Rank 0 made the file, so it always counts as seeing it (even when the probe could not be made).
+    const sees = await comm.allgather(comm.rank === 0 || (probe !== "" && existsSync(probe)));
+    if (comm.rank === 0) removeProbe(probe);
+    const B = this.dtype.BYTES_PER_ELEMENT;
+    const interior = this.slab(this.interiorBox());
+    const localBytes = new Uint8Array(this.local.buffer, this.local.byteOffset, this.local.byteLength);
+    let error: string | null = null;
+    /** Reads or writes rank `r`'s rows between the file and `bytes`, where `at(k)` is block element k's index in `bytes`. */
+    const move = (fd: number, r: number, bytes: Uint8Array, at: (k: number, row: number) => number) => {
+      let row = 0;
+      this.placeBlock(r, (fullIndex, k, len) => {
+        const part = bytes.subarray(at(k, row) * B, (at(k, row) + len) * B);
+        const position = header.dataOffset + fullIndex * B;
+        row++;
+        if (mode === "write") writeAll(fd, part, position);
+        else if (!readAll(fd, part, position)) throw new MpiError(`${path}: the file ends before the data its header describes (${header.shape.join("×")} ${header.descr})`);
+      });
+    };
+    const withFile = (fn: (fd: number) => void) => {
+      const fd = openFile(path, mode === "write" ? "r+" : "r");
+      try {
+        fn(fd);
+        if (mode === "write") fsyncSync(fd);
+      } catch (e) {
+        throw e instanceof MpiError ? e : new MpiError(ioMessage(path, e));
+      } finally {
+        closeSync(fd);
+      }
+    };
+    if (sees[comm.rank]) {
+      try {
+        withFile((fd) => move(fd, comm.rank, localBytes, (_k, row) => interior.starts[row]!));
+      } catch (e) {
+        error = `rank ${comm.rank}: ${(e as Error).message}`;
+      }
+    }
+    // Ranks on other file systems: their blocks travel through rank 0, one at a time.
+    const relayed = sees.flatMap((s, r) => (s ? [] : [r]));
+    if (comm.rank === 0) {
+      for (const r of relayed) {
+        const block = new this.dtype(this.blockShape(r).reduce((a, b) => a * b, 1));
+        const bytes = new Uint8Array(block.buffer);
+        if (mode === "write") await comm.recvInto(block, r, FILE_TAG);
+        try {
+          if (!error) withFile((fd) => move(fd, r, bytes, (k) => k));
+        } catch (e) {
+          error = `rank 0 for rank ${r}: ${(e as Error).message}`;
+        }
+        if (mode === "read") await comm.send(block, r, FILE_TAG);
+      }
+    } else if (!sees[comm.rank]) {
+      const block = new this.dtype(interior.count);
+      if (mode === "write") {
+        this.pack(interior, block);
+        await comm.send(block, 0, FILE_TAG);
+      } else {
+        await comm.recvInto(block, 0, FILE_TAG);
+        this.unpack(interior, block);
+      }
+    }
+    const all = await comm.allgather(error);
+    return all.filter((e) => e !== null).join("; ") || null;
+  }
+
 
   private blockShape(rank: number): number[] {
     const c = this.cart.coordsOf(rank);
