@@ -10,8 +10,8 @@
  *
  * These are rank 0's (or one rank's) file operations; the collective choreography is in grid.ts.
  */
-import { createHash, randomBytes } from "node:crypto";
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync, writeSync, ftruncateSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeSync, ftruncateSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { MpiError } from "./errors.js";
 import { decodeNpyHeader, type NpyDescr, type NpyHeader } from "./npy.js";
@@ -60,11 +60,8 @@ export function checkMeta(meta: unknown, where: string): asserts meta is Record<
   walk(meta, "meta");
 }
 
-/**
- * Rank 0's first step of a save: makes `FILE.partial` with the header and room for the data, and
- * a probe file whose random name only ranks on the same file system can see. Returns their paths.
- */
-export function prepare(file: string, header: Uint8Array, dataBytes: number): { partial: string; probe: string } {
+/** Rank 0's first step of a save: makes `FILE.partial` with the header and room for the data. Returns its path and identity. */
+export function prepare(file: string, header: Uint8Array, dataBytes: number): { partial: string; identity: string } {
   const path = resolve(file);
   const dir = dirname(path);
   if (!statSync(dir, { throwIfNoEntry: false })?.isDirectory()) throw new MpiError(`${file}: directory ${dir} does not exist`);
@@ -87,22 +84,17 @@ export function prepare(file: string, header: Uint8Array, dataBytes: number): { 
   } finally {
     closeSync(fd);
   }
-  return { partial, probe: makeProbe(path) };
+  return { partial, identity: fileIdentity(partial) };
 }
 
-/** An empty file beside `path` with a random name; a rank that sees it shares rank 0's file system. */
-export function makeProbe(path: string): string {
-  const probe = `${path}.probe-${randomBytes(8).toString("hex")}`;
-  try {
-    writeFileSync(probe, "");
-  } catch {
-    return ""; // read-only directory: nobody counts as sharing, rank 0 reads for everyone
-  }
-  return probe;
-}
-
-export function removeProbe(probe: string): void {
-  if (probe) rmSync(probe, { force: true });
+/**
+ * Who a file is on this host: inode, size and modification time. A rank whose view of a path
+ * matches rank 0's shares its file system (the same disk, or NFS); a copy on another host's own
+ * disk would need the same inode and mtime to the nanosecond.
+ */
+export function fileIdentity(path: string): string {
+  const st = statSync(path, { bigint: true, throwIfNoEntry: false });
+  return st ? `${st.ino}:${st.size}:${st.mtimeNs}` : "";
 }
 
 /** Rank 0's last step of a save: hashes the data, writes the sidecar (the commit) and renames the data into place. */

@@ -5,7 +5,7 @@
  */
 import { existsSync, fsyncSync, closeSync } from "node:fs";
 import { resolve } from "node:path";
-import { abandon, checkMeta, commit, ioMessage, makeProbe, openFile, prepare, readAll, readHeader, removeProbe, settle, writeAll } from "./checkpoint.js";
+import { abandon, checkMeta, commit, fileIdentity, ioMessage, openFile, prepare, readAll, readHeader, settle, writeAll } from "./checkpoint.js";
 import type { CartComm, Communicator } from "./comm.js";
 import { PROC_NULL } from "./constants.js";
 import { MpiError } from "./errors.js";
@@ -256,7 +256,7 @@ export class BlockGrid<A extends TypedArray = Float64Array> {
     const bytes = encodeNpyHeader(header.descr, header.shape);
     header.dataOffset = bytes.length;
     const dataBytes = this.shape.reduce((a, b) => a * b, 1) * this.dtype.BYTES_PER_ELEMENT;
-    let plan: { error?: string; partial?: string; probe?: string } = {};
+    let plan: { error?: string; partial?: string; identity?: string } = {};
     if (this.comm.rank === 0) {
       try {
         if (typeof file !== "string" || file === "") throw new MpiError(`${where}: file must be a non-empty path`);
@@ -269,7 +269,7 @@ export class BlockGrid<A extends TypedArray = Float64Array> {
     plan = await this.comm.bcast(plan, 0);
     if (plan.error !== undefined) throw new MpiError(plan.error);
     const partial = plan.partial!;
-    const errors = await this.moveBlocks(partial, plan.probe!, header, "write");
+    const errors = await this.moveBlocks(partial, plan.identity!, header, "write");
     let verdict: string | null = errors;
     if (this.comm.rank === 0) {
       try {
@@ -298,7 +298,7 @@ export class BlockGrid<A extends TypedArray = Float64Array> {
     options: Partial<BlockGridOptions<A>> = {},
   ): Promise<{ grid: BlockGrid<A>; meta: Record<string, unknown> }> {
     const where = `BlockGrid.load(${JSON.stringify(file)})`;
-    type Plan = { error?: string; path?: string; descr?: NpyDescr; shape?: number[]; dataOffset?: number; meta?: Record<string, unknown>; probe?: string };
+    type Plan = { error?: string; path?: string; descr?: NpyDescr; shape?: number[]; dataOffset?: number; meta?: Record<string, unknown>; identity?: string };
     let plan: Plan = {};
     if (cart.rank === 0) {
       try {
@@ -310,7 +310,7 @@ export class BlockGrid<A extends TypedArray = Float64Array> {
         if (sidecar && (sidecar.dtype !== h.descr || JSON.stringify(sidecar.shape) !== JSON.stringify(h.shape))) {
           throw new MpiError(`${file}: holds ${h.descr} [${h.shape.join(", ")}] but ${file}.json says ${sidecar.dtype} [${sidecar.shape.join(", ")}]`);
         }
-        plan = { path, descr: h.descr, shape: h.shape, dataOffset: h.dataOffset, meta: sidecar?.meta ?? {}, probe: makeProbe(path) };
+        plan = { path, descr: h.descr, shape: h.shape, dataOffset: h.dataOffset, meta: sidecar?.meta ?? {}, identity: fileIdentity(path) };
       } catch (e) {
         plan = { error: e instanceof MpiError ? e.message : `${where}: ${(e as Error).message}` };
       }
@@ -319,10 +319,7 @@ export class BlockGrid<A extends TypedArray = Float64Array> {
     if (plan.error !== undefined) throw new MpiError(plan.error);
     const shape = plan.shape!;
     const dtype = npyClass(plan.descr!) as unknown as ArrayClass<A>;
-    const fail = (why: string) => {
-      if (cart.rank === 0) removeProbe(plan.probe!);
-      return new MpiError(`${where}: ${why}`);
-    };
+    const fail = (why: string) => new MpiError(`${where}: ${why}`);
     if (options.dtype && npyDescr(options.dtype) !== plan.descr) throw fail(`the file holds ${dtype.name} (${plan.descr}), not ${options.dtype.name}`);
     if (options.shape && JSON.stringify([...options.shape]) !== JSON.stringify(shape)) throw fail(`the file's shape is [${shape.join(", ")}], not [${options.shape.join(", ")}]`);
     let grid: BlockGrid<A>;
@@ -331,7 +328,7 @@ export class BlockGrid<A extends TypedArray = Float64Array> {
     } catch (e) {
       throw fail((e as Error).message);
     }
-    const errors = await grid.moveBlocks(plan.path!, plan.probe!, { descr: plan.descr!, shape, dataOffset: plan.dataOffset! }, "read");
+    const errors = await grid.moveBlocks(plan.path!, plan.identity!, { descr: plan.descr!, shape, dataOffset: plan.dataOffset! }, "read");
     if (errors) throw new MpiError(`${where}: ${errors}`);
     return { grid, meta: plan.meta! };
   }
@@ -339,16 +336,15 @@ export class BlockGrid<A extends TypedArray = Float64Array> {
   // ---- internals ------------------------------------------------------------------------------
 
   /**
-   * Moves every rank's interior between `local` and the .npy file at `path`: ranks that see
-   * `probe` (rank 0's file system) read or write their own rows; rank 0 does it for the others,
-   * with their blocks as messages. Returns the ranks' errors as one line (null when none), the
+   * Moves every rank's interior between `local` and the .npy file at `path`: ranks that see the
+   * file rank 0 sees (`identity`, from `fileIdentity`) read or write their own rows; rank 0 does
+   * it for the others, with their blocks as messages. Returns the ranks' errors as one line (null when none), the
    * same on every rank.
    */
-  private async moveBlocks(path: string, probe: string, header: NpyHeader, mode: "read" | "write"): Promise<string | null> {
+  private async moveBlocks(path: string, identity: string, header: NpyHeader, mode: "read" | "write"): Promise<string | null> {
     const comm = this.comm;
-    // Rank 0 made the file, so it always counts as seeing it (even when the probe could not be made).
-    const sees = await comm.allgather(comm.rank === 0 || (probe !== "" && existsSync(probe)));
-    if (comm.rank === 0) removeProbe(probe);
+    // Nobody writes before everyone has looked: the file's size and mtime are still rank 0's.
+    const sees = await comm.allgather(comm.rank === 0 || fileIdentity(path) === identity);
     const B = this.dtype.BYTES_PER_ELEMENT;
     const interior = this.slab(this.interiorBox());
     const localBytes = new Uint8Array(this.local.buffer, this.local.byteOffset, this.local.byteLength);

@@ -63,8 +63,8 @@ describe("checkpoint commit protocol", () => {
   /** Saves `data` as `file` the way grid.save does on one rank. */
   function save(file: string, data: Float64Array, meta: Record<string, unknown>) {
     const header = encodeNpyHeader("<f8", [data.length]);
-    const { partial, probe } = prepare(file, header, data.byteLength);
-    expect(existsSync(probe)).toBe(true);
+    const { partial, identity } = prepare(file, header, data.byteLength);
+    expect(identity).toMatch(/^\d+:\d+:\d+$/);
     writeFileSync(partial, Buffer.concat([header, Buffer.from(data.buffer)]));
     commit(file, { descr: "<f8", shape: [data.length], dataOffset: header.length }, data.byteLength, meta);
   }
@@ -73,7 +73,7 @@ describe("checkpoint commit protocol", () => {
   it("writes FILE and FILE.json and nothing else; the sidecar holds the data's sha256 and the metadata", () => {
     const dir = scratch(), file = join(dir, "run.npy");
     save(file, new Float64Array([1, 2, 3]), { step: 7 });
-    expect(readdirSync(dir).filter((f) => !f.includes(".probe-")).sort()).toEqual(["run.npy", "run.npy.json"]);
+    expect(readdirSync(dir).sort()).toEqual(["run.npy", "run.npy.json"]);
     const side = JSON.parse(readFileSync(`${file}.json`, "utf8"));
     expect(side).toMatchObject({ format: "tsmpi-checkpoint", dtype: "<f8", shape: [3], meta: { step: 7 } });
     expect(side.sha256).toBe(hashData(file, 128, 24));
@@ -134,7 +134,7 @@ describe("grid.save / BlockGrid.load through real launches", () => {
     expect(save.stderr).toBe("");
     expect(save.exitCode).toBe(0);
     expect(save.stdout).toContain("checkpoint-suite save ok rank 2/3 33");
-    expect(readdirSync(dir).filter((f) => !/\.npy(\.json)?$/.test(f))).toEqual([]); // no partial, no probe
+    expect(readdirSync(dir).filter((f) => !/\.npy(\.json)?$/.test(f))).toEqual([]); // nothing partial left
     for (const n of [1, 2, 4, 5]) {
       const load = await run(["-n", String(n), fixture("checkpoint-suite.ts"), "load", dir]);
       expect(load.stderr, `${n} ranks`).toBe("");
@@ -177,6 +177,6 @@ numpy.save("${dir}/f.npy", numpy.asfortranarray(numpy.ones((4, 4))))
     expect(fortran.stdout).toContain(`rank 1: ${dir}/f.npy: not a .npy file tsmpi can read: it is in Fortran order`);
     const missing = await run(["-n", "2", script, join(dir, "none.npy")]);
     expect(missing.stdout.trim().split("\n").sort()).toEqual([`rank 0: ${dir}/none.npy: no such file`, `rank 1: ${dir}/none.npy: no such file`]);
-    expect(readdirSync(dir).filter((f) => f.includes("probe"))).toEqual([]);
+    expect(readdirSync(dir).sort()).toEqual(["a.npy", "f.npy"]);
   });
 });
