@@ -15,7 +15,7 @@ import { derivedSeed, runSerial, type IsingRun } from "./lib/ising.js";
 import { options } from "./lib/options.js";
 import { plot } from "./lib/plot.js";
 
-const opt = options(import.meta.url, {
+const opt = options(import.meta.url, "The Ising magnetisation curve: one serial Ising run per temperature, handed out by a task pool.", {
   L: { kind: "int", default: 32, min: 2, help: "lattice side" },
   Tmin: { kind: "number", default: 1.5, help: "lowest temperature" },
   Tmax: { kind: "number", default: 3.5, help: "highest temperature" },
