@@ -1,11 +1,11 @@
 // BlockGrid and the two solvers through real launches: exchange against a globally indexed
 // field, bit-identical fields for every rank count, and the physics the examples must get right.
-import { mkdtempSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PNG } from "pngjs";
 import { describe, expect, it } from "vitest";
-import { fixture, run, TRANSPORTS } from "./helpers.js";
+import { eventually, fixture, leftovers, newMark, run, start, TRANSPORTS } from "./helpers.js";
 
 /** Runs an example with --json and returns rank 0's JSON line (the last line of stdout). */
 async function json(n: number, args: string[]): Promise<Record<string, number | string>> {
@@ -128,5 +128,123 @@ describe("examples/ising.ts", () => {
     expect(Math.abs(Number(hot.energy) + 0.8173)).toBeLessThan(0.02);
     expect(Number(hot.absMagnetization)).toBeLessThan(0.2);
     expect(Object.keys(cold).sort()).toEqual(["L", "T", "absMagnetization", "energy", "fieldHash", "ranks", "seconds", "siteUpdatesPerSecond", "sweeps"]);
+  });
+});
+
+describe("checkpoint and restart in the examples", () => {
+  const scratch = () => mkdtempSync(join(tmpdir(), "tsmpi-restart-"));
+
+  it("heat: a run restarted from its checkpoint on other rank counts and --halo ends with the uninterrupted fieldHash", async () => {
+    const dir = scratch(), file = join(dir, "heat.npy");
+    const args = ["examples/heat.ts", "--n", "64", "--steps", "90"];
+    const whole = await json(3, args);
+    const first = await json(3, [...args.slice(0, 3), "--steps", "40", "--checkpoint", file, "--checkpoint-every", "15", "--halo", "4"]);
+    expect(first.steps).toBe(40);
+    const saved = JSON.parse(readFileSync(`${file}.json`, "utf8"));
+    expect(saved.meta).toEqual({ example: "heat", step: 40, n: 64, alpha: 1, dt: whole.dt });
+    expect(saved.sha256).toBe(first.fieldHash); // the sidecar's hash is the field's
+    for (const [ranks, halo] of [[1, "1"], [5, "2"], [4, "8"]] as const) {
+      const again = await json(ranks, [...args, "--restart", file, "--halo", halo]);
+      expect([again.fieldHash, again.l2error, again.ranks]).toEqual([whole.fieldHash, whole.l2error, ranks]);
+    }
+  });
+
+  it("heat: a restart that does not fit the checkpoint is said once, with status 2", async () => {
+    const dir = scratch(), file = join(dir, "heat.npy");
+    expect((await json(2, ["examples/heat.ts", "--n", "32", "--steps", "20", "--checkpoint", file])).steps).toBe(20);
+    const cases: [string[], string][] = [
+      [["--n", "48"], `heat.ts: --restart ${file}: BlockGrid.load("${file}"): the file's shape is [32, 32], not [48, 48]`],
+      [["--n", "32", "--alpha", "2"], `heat.ts: --restart ${file}: the checkpoint was run with alpha = 1, this run has alpha = 2 (give the run's options again)`],
+      [["--n", "32", "--steps", "10"], `heat.ts: --restart ${file}: the checkpoint is at step 20, past --steps 10`],
+      [["--restart", join(dir, "none.npy")], `heat.ts: --restart ${join(dir, "none.npy")}: ${join(dir, "none.npy")}: no such file`],
+    ];
+    for (const [extra, message] of cases) {
+      const r = await run(["-n", "3", "examples/heat.ts", "--restart", file, ...extra]);
+      expect(r.exitCode, message).toBe(2);
+      expect(r.stderr).toContain(message);
+      expect(r.stderr.split(message).length - 1).toBe(1);
+    }
+    const ising = await run(["-n", "2", "examples/ising.ts", "--L", "32", "--restart", file]);
+    expect(ising.exitCode).toBe(2);
+    expect(ising.stderr).toContain(`ising.ts: --restart ${file}: BlockGrid.load("${file}"): the file holds Float64Array (<f8), not Int8Array`);
+  });
+
+  it("ising: a restarted run ends with the uninterrupted lattice, |m| and energy, on other rank counts", async () => {
+    const dir = scratch(), file = join(dir, "ising.npy");
+    const args = ["examples/ising.ts", "--L", "32", "--therm", "10", "--start", "hot", "--T", "2.2"];
+    const whole = await json(3, [...args, "--sweeps", "40"]);
+    // Stopped just after thermalisation (11 sweeps, checkpoints every 3), then at 35, then run to 40.
+    const part = await json(4, [...args, "--sweeps", "1", "--checkpoint", file, "--checkpoint-every", "3"]);
+    expect(JSON.parse(readFileSync(`${file}.json`, "utf8")).meta).toMatchObject({ example: "ising", sweepsDone: 11, measured: 1 });
+    expect(part.sweeps).toBe(1);
+    const a = await json(1, [...args, "--sweeps", "25", "--restart", file, "--checkpoint", file, "--halo", "3"]);
+    expect(a.sweeps).toBe(25);
+    const b = await json(5, [...args, "--sweeps", "40", "--restart", file]);
+    expect([b.fieldHash, b.absMagnetization, b.energy]).toEqual([whole.fieldHash, whole.absMagnetization, whole.energy]);
+  });
+
+  it("heat: a job killed with SIGKILL between checkpoints restarts on another rank count and ends with the uninterrupted fieldHash", async () => {
+    const dir = scratch(), file = join(dir, "heat.npy");
+    const args = ["examples/heat.ts", "--n", "96", "--steps", "6000", "--kernel", "js"];
+    const mark = newMark();
+    const job = start(["-n", "3", "-x", `TSMPI_TEST_MARK=${mark}`, ...args, "--checkpoint", file, "--checkpoint-every", "500"]);
+    await eventually(() => existsSync(`${file}.json`), (x) => x, 60_000);
+    job.kill("SIGKILL");
+    await job;
+    expect(await leftovers(mark)).toEqual([]); // and none of them writes a checkpoint after this
+    const step = JSON.parse(readFileSync(`${file}.json`, "utf8")).meta.step as number;
+    expect(step % 500).toBe(0);
+    expect(step).toBeLessThan(6000); // killed mid-run
+    const [again, whole] = [await json(2, [...args, "--restart", file]), await json(1, args)];
+    expect(again.fieldHash).toBe(whole.fieldHash);
+  });
+
+  it("heat: a job killed while writing a checkpoint restarts from the previous one", async () => {
+    const dir = scratch(), file = join(dir, "heat.npy");
+    const args = ["examples/heat.ts", "--n", "512", "--steps", "400"];
+    // A checkpoint every step: most of the run is spent writing them. Kill it while a new
+    // checkpoint's data is being written, after one has completed.
+    let hit = false;
+    for (let attempt = 0; attempt < 5 && !hit; attempt++) {
+      const mark = newMark();
+      const job = start(["-n", "2", "-x", `TSMPI_TEST_MARK=${mark}`, ...args, "--checkpoint", file, "--checkpoint-every", "1"]);
+      await eventually(() => existsSync(`${file}.json`) && existsSync(`${file}.partial`), (x) => x, 60_000);
+      job.kill("SIGKILL");
+      await job;
+      expect(await leftovers(mark)).toEqual([]);
+      hit = existsSync(`${file}.partial`); // still there: the kill came mid-write
+    }
+    expect(hit).toBe(true);
+    expect(readdirSync(dir).sort()).toEqual(["heat.npy", "heat.npy.json", "heat.npy.partial"]);
+    const [again, whole] = [await json(3, [...args, "--restart", file]), await json(2, args)];
+    expect(again.fieldHash).toBe(whole.fieldHash);
+  });
+});
+
+describe("the examples' command lines", () => {
+  it("--help prints every option once and exits 0; bad values are said once by rank 0 with status 2", async () => {
+    for (const example of ["heat", "ising", "sweep"]) {
+      const help = await run(["-n", "3", `examples/${example}.ts`, "--help"]);
+      expect(help.exitCode).toBe(0);
+      expect(help.stdout.split("--json").length - 1, example).toBe(1);
+      expect(help.stdout).toContain(`tsmpirun -n N examples/${example}.ts [options]`);
+    }
+    const cases: [string, string[], string][] = [
+      ["heat", ["--steps", "-1"], `heat.ts: --steps must be an integer ≥ 0, got "-1"`],
+      ["heat", ["--kernel", "gpu"], `heat.ts: Invalid values:\n  Argument: kernel, Given: "gpu", Choices: "wasm", "js"`],
+      ["heat", ["--checkpoint-every", "5"], "heat.ts: --checkpoint-every needs --checkpoint"],
+      ["heat", ["--checkpoint-every", "0", "--checkpoint", "x.npy"], `heat.ts: --checkpoint-every must be an integer ≥ 1, got "0"`],
+      ["heat", ["--frobnicate"], "heat.ts: Unknown argument: frobnicate"],
+      ["heat", ["--n"], "heat.ts: Not enough arguments following: n"],
+      ["ising", ["--T", "warm"], `ising.ts: --T must be a number, got "warm"`],
+      ["sweep", ["--points", "1.5"], `sweep.ts: --points must be an integer ≥ 1, got "1.5"`],
+    ];
+    for (const [example, args, message] of cases) {
+      const r = await run(["-n", "3", `examples/${example}.ts`, ...args]);
+      expect(r.exitCode, message).toBe(2);
+      expect(r.stderr).toContain(message);
+      expect(r.stderr.split(message).length - 1).toBe(1);
+      expect(r.stdout).toBe("");
+    }
   });
 });
