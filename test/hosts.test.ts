@@ -2,11 +2,11 @@
 // own sshd; test/rig/hosts-up.sh), reached over ssh as on a cluster. Needs root and iproute2;
 // elsewhere these tests are reported as skipped, never as passed.
 import { spawn, spawnSync } from "node:child_process";
-import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CLI, fixture, leftovers, newMark, ROOT, run, start, waitForOutput } from "./helpers.js";
+import { CLI, eventually, fixture, leftovers, newMark, ROOT, run, start, waitForOutput } from "./helpers.js";
 
 const RIG = "/tmp/tsmpi-rig-test";
 const canRig = process.getuid?.() === 0 && spawnSync("ip", ["netns", "list"]).status === 0;
@@ -51,6 +51,43 @@ describe.skipIf(!canRig)("many hosts (3 network namespaces with sshd)", () => {
     const [a, b] = [many, one].map((r) => JSON.parse(r.stdout.trim().split("\n").pop()!));
     expect(a.ranks).toBe(6); // -n defaults to the hostfile's slots
     expect(a.fieldHash).toBe(b.fieldHash);
+  });
+
+  it("checkpoints on hosts that do not share the directory go through rank 0; a killed rig job restarts on this machine with the same fieldHash", async () => {
+    // h2 and h3 get a directory of their own at the same path (a tmpfs in their sshd's mount
+    // namespace), as nodes with local disks have: only h1 (rank 0's host) sees this machine's.
+    const dir = mkdtempSync("/tmp/tsmpi-ckpt-rig-");
+    const file = join(dir, "heat.npy");
+    const sshd = (h: string) => readFileSync(join(RIG, `sshd-${h}.pid`), "utf8").trim();
+    for (const h of ["h2", "h3"]) expect(spawnSync("nsenter", ["-t", sshd(h), "-m", "mount", "-t", "tmpfs", "tmpfs", dir]).status).toBe(0);
+    try {
+      const heat = (n: number, steps: number) => ["examples/heat.ts", "--n", String(n), "--steps", String(steps), "--json"];
+      const onRig = (args: string[]) => run(["--hostfile", `${RIG}/hostfile`, "--launch-agent", agent, ...args]);
+      const hashOf = (r: { stdout: string }) => JSON.parse(r.stdout.trim().split("\n").pop()!).fieldHash as string;
+      const saved = await onRig([...heat(64, 50), "--checkpoint", file]);
+      expect(saved.stderr).toBe("");
+      expect(readdirSync(dir).sort()).toEqual(["heat.npy", "heat.npy.json"]);
+      const here = await run(["-n", "1", ...heat(64, 100)]);
+      // Restarted on the rig (h2's and h3's blocks read by rank 0) and on this machine alone.
+      expect(hashOf(await onRig([...heat(64, 100), "--restart", file]))).toBe(hashOf(here));
+      expect(hashOf(await run(["-n", "4", ...heat(64, 100), "--restart", file]))).toBe(hashOf(here));
+      // Killed with SIGKILL on the rig between checkpoints, continued on 3 local ranks.
+      const mark = newMark();
+      const long = ["examples/heat.ts", "--n", "96", "--steps", "4000", "--kernel", "js", "--json"];
+      const job = start(["--hostfile", `${RIG}/hostfile`, "--launch-agent", agent, "-x", `TSMPI_TEST_MARK=${mark}`, ...long, "--checkpoint", file, "--checkpoint-every", "300"]);
+      const first = readFileSync(`${file}.json`, "utf8");
+      await eventually(() => readFileSync(`${file}.json`, "utf8"), (text) => text !== first, 60_000);
+      job.kill("SIGKILL");
+      await job;
+      expect(await leftovers(mark, 10_000)).toEqual([]);
+      const step = JSON.parse(readFileSync(`${file}.json`, "utf8")).meta.step as number;
+      expect([step % 300, step < 4000]).toEqual([0, true]);
+      const [again, whole] = [await run(["-n", "3", ...long, "--restart", file]), await run(["-n", "1", ...long])];
+      expect(again.stderr).toBe("");
+      expect(hashOf(again)).toBe(hashOf(whole));
+    } finally {
+      for (const h of ["h2", "h3"]) spawnSync("nsenter", ["-t", sshd(h), "-m", "umount", dir]);
+    }
   });
 
   it("--map-by slot and --map-by node put each rank where they say, and ranks on different hosts talk", async () => {
