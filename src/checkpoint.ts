@@ -65,6 +65,7 @@ export function prepare(file: string, header: Uint8Array, dataBytes: number): { 
   const path = resolve(file);
   const dir = dirname(path);
   if (!statSync(dir, { throwIfNoEntry: false })?.isDirectory()) throw new MpiError(`${file}: directory ${dir} does not exist`);
+  if (statSync(path, { throwIfNoEntry: false })?.isDirectory()) throw new MpiError(`${file} is a directory`);
   const partial = partialPath(path);
   if (existsSync(partial)) {
     // An earlier save stopped: finish it if it had committed, so that were this one to stop too,
@@ -200,15 +201,18 @@ export function openFile(path: string, flags: "r" | "r+" | "w"): number {
   }
 }
 
+/** At most this many bytes per read or write call (Node refuses 2 GiB and more in one). */
+const IO_CHUNK = 1 << 30;
+
 /** Writes all of `bytes` at `position` (writeSync may write less than asked). */
 export function writeAll(fd: number, bytes: Uint8Array, position: number): void {
-  for (let done = 0; done < bytes.length; ) done += writeSync(fd, bytes, done, bytes.length - done, position + done);
+  for (let done = 0; done < bytes.length; ) done += writeSync(fd, bytes, done, Math.min(IO_CHUNK, bytes.length - done), position + done);
 }
 
 /** Reads exactly `bytes.length` bytes at `position`; false when the file ends first. */
 export function readAll(fd: number, bytes: Uint8Array, position: number): boolean {
   for (let done = 0; done < bytes.length; ) {
-    const got = readSync(fd, bytes, done, bytes.length - done, position + done);
+    const got = readSync(fd, bytes, done, Math.min(IO_CHUNK, bytes.length - done), position + done);
     if (got === 0) return false;
     done += got;
   }

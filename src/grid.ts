@@ -263,7 +263,8 @@ export class BlockGrid<A extends TypedArray = Float64Array> {
         checkMeta(meta, where);
         plan = prepare(file, bytes, dataBytes);
       } catch (e) {
-        plan = { error: (e as Error).message };
+        const message = (e as Error).message;
+        plan = { error: message.startsWith(where) ? message : `${where}: ${message}` };
       }
     }
     plan = await this.comm.bcast(plan, 0);
@@ -302,7 +303,7 @@ export class BlockGrid<A extends TypedArray = Float64Array> {
     let plan: Plan = {};
     if (cart.rank === 0) {
       try {
-        if (typeof file !== "string" || file === "") throw new MpiError(`${where}: file must be a non-empty path`);
+        if (typeof file !== "string" || file === "") throw new MpiError(`file must be a non-empty path`);
         const path = resolve(file);
         if (!existsSync(path) && !existsSync(`${path}.json`)) throw new MpiError(`${file}: no such file`);
         const sidecar = settle(file);
@@ -312,7 +313,7 @@ export class BlockGrid<A extends TypedArray = Float64Array> {
         }
         plan = { path, descr: h.descr, shape: h.shape, dataOffset: h.dataOffset, meta: sidecar?.meta ?? {}, identity: fileIdentity(path) };
       } catch (e) {
-        plan = { error: e instanceof MpiError ? e.message : `${where}: ${(e as Error).message}` };
+        plan = { error: `${where}: ${(e as Error).message}` };
       }
     }
     plan = await cart.bcast(plan, 0);

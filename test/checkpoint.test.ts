@@ -173,10 +173,24 @@ numpy.save("${dir}/f.npy", numpy.asfortranarray(numpy.ones((4, 4))))
     expect(ok.stderr).toBe("");
     expect(ok.stdout.trim().split("\n")).toEqual(["Int32Array {} 1305", "Int32Array {} 1305"]);
     const fortran = await run(["-n", "2", script, join(dir, "f.npy")]);
-    expect(fortran.stdout).toContain(`rank 0: ${dir}/f.npy: not a .npy file tsmpi can read: it is in Fortran order`);
-    expect(fortran.stdout).toContain(`rank 1: ${dir}/f.npy: not a .npy file tsmpi can read: it is in Fortran order`);
+    expect(fortran.stdout).toContain(`rank 0: BlockGrid.load("${dir}/f.npy"): ${dir}/f.npy: not a .npy file tsmpi can read: it is in Fortran order`);
+    expect(fortran.stdout).toContain(`rank 1: BlockGrid.load("${dir}/f.npy"): ${dir}/f.npy: not a .npy file tsmpi can read: it is in Fortran order`);
     const missing = await run(["-n", "2", script, join(dir, "none.npy")]);
-    expect(missing.stdout.trim().split("\n").sort()).toEqual([`rank 0: ${dir}/none.npy: no such file`, `rank 1: ${dir}/none.npy: no such file`]);
+    expect(missing.stdout.trim().split("\n").sort()).toEqual([0, 1].map((r) => `rank ${r}: BlockGrid.load("${dir}/none.npy"): ${dir}/none.npy: no such file`));
     expect(readdirSync(dir).sort()).toEqual(["a.npy", "f.npy"]);
+  });
+});
+
+describe("grid.save's mistakes", () => {
+  it("a missing directory, metadata that is not JSON or a directory as the file rejects on every rank, leaving nothing", async () => {
+    const dir = scratch();
+    const r = await run(["-n", "3", fixture("save-errors.ts"), dir]);
+    expect(r.stderr).toBe("");
+    for (let k = 0; k < 3; k++) {
+      expect(r.stdout).toContain(`rank ${k}: MpiError: grid.save("${dir}/no/such/dir/x.npy"): ${dir}/no/such/dir/x.npy: directory ${dir}/no/such/dir does not exist`);
+      expect(r.stdout).toContain(`rank ${k}: MpiError: grid.save("${dir}/x.npy"): meta.sums[1] is NaN; metadata must be JSON`);
+      expect(r.stdout).toContain(`rank ${k}: MpiError: grid.save("${dir}"): ${dir} is a directory`);
+    }
+    expect(readdirSync(dir)).toEqual([]);
   });
 });

@@ -156,7 +156,7 @@ describe("checkpoint and restart in the examples", () => {
       [["--n", "48"], `heat.ts: --restart ${file}: BlockGrid.load("${file}"): the file's shape is [32, 32], not [48, 48]`],
       [["--n", "32", "--alpha", "2"], `heat.ts: --restart ${file}: the checkpoint was run with alpha = 1, this run has alpha = 2 (give the run's options again)`],
       [["--n", "32", "--steps", "10"], `heat.ts: --restart ${file}: the checkpoint is at step 20, past --steps 10`],
-      [["--restart", join(dir, "none.npy")], `heat.ts: --restart ${join(dir, "none.npy")}: ${join(dir, "none.npy")}: no such file`],
+      [["--restart", join(dir, "none.npy")], `heat.ts: --restart ${join(dir, "none.npy")}: BlockGrid.load("${join(dir, "none.npy")}"): ${join(dir, "none.npy")}: no such file`],
     ];
     for (const [extra, message] of cases) {
       const r = await run(["-n", "3", "examples/heat.ts", "--restart", file, ...extra]);
