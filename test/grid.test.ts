@@ -65,6 +65,17 @@ describe("examples/heat.ts", () => {
     expect(thick.stderr.match(/--halo 25/g)).toHaveLength(1);
   });
 
+  it("cache blocking over time (--halo K with --tile rows) gives the --halo 1 fieldHash on 1, 3 and 4 ranks, both kernels", async () => {
+    const base = ["examples/heat.ts", "--n", "48", "--steps", "37"];
+    const want = (await json(2, base)).fieldHash;
+    for (const ranks of [1, 3, 4]) {
+      for (const [K, tile, kernel] of [["4", "1", "wasm"], ["8", "3", "wasm"], ["3", "5", "js"]] as const) {
+        const r = await json(ranks, [...base, "--halo", K, "--tile", tile, "--kernel", kernel]);
+        expect(r.fieldHash, `${ranks} ranks, --halo ${K} --tile ${tile} --kernel ${kernel}`).toBe(want);
+      }
+    }
+  });
+
   it("writes a PNG of the field, and rejects a bad option with exit status 2", async () => {
     const file = join(mkdtempSync(join(tmpdir(), "tsmpi-png-")), "heat.png");
     const r = await run(["-n", "2", "examples/heat.ts", "--n", "40", "--steps", "10", "--png", file]);

@@ -147,3 +147,38 @@ export function wasmKernel(totalElements: number): Kernel | null {
     step: (src, dst, Wd, r, i0, i1, j0, j1) => step(src.byteOffset, dst.byteOffset, Wd, i0, i1, j0, j1, r),
   };
 }
+
+/** Rows [i0, i1) × columns [j0, j1) to update in one step. */
+export type Box = [[number, number], [number, number]];
+
+/**
+ * Cache blocking over time: k steps in one pass over the block instead of k passes. Step t
+ * updates `boxes[t]` from the array step t − 1 wrote (`a` for t = 0, then `b`, `a`, …), rows in
+ * bands of `band`, each step one row behind the step before it (a wavefront): row i of step t
+ * needs rows i − 1 … i + 1 of step t − 1, which were computed moments ago and are still in the
+ * cache. Two arrays suffice: step t + 1 overwrites step t − 1's rows only below where step t
+ * still reads them. Every cell gets the same arithmetic as with one step per pass, so the same
+ * bits; memory traffic drops from 24 bytes per cell update to about 24/k.
+ *
+ * Needs the boxes of a deep-halo window (BlockGrid.updateBox): each step's box inside the one
+ * before it, grown by at most one cell per side into cells that step did not write (boundary
+ * ghosts that keep their value in both arrays).
+ */
+export function wavefront(step: (src: Float64Array, dst: Float64Array, i0: number, i1: number, j0: number, j1: number) => void, a: Float64Array, b: Float64Array, boxes: Box[], band: number): void {
+  const k = boxes.length;
+  const done = boxes.map((x) => x[0][0]);
+  for (let edge = done[0]! + band; ; edge += band) {
+    let finished = true;
+    for (let t = 0; t < k; t++) {
+      const [[, i1], [j0, j1]] = boxes[t]!;
+      const limit = Math.min(i1, edge - t);
+      if (limit > done[t]!) {
+        if (t % 2 === 0) step(a, b, done[t]!, limit, j0, j1);
+        else step(b, a, done[t]!, limit, j0, j1);
+        done[t] = limit;
+      }
+      if (done[t]! < i1) finished = false;
+    }
+    if (finished) return;
+  }
+}
