@@ -22,8 +22,11 @@ export interface Hosts {
   hosts: HostSlots[];
 }
 
+/** More slots than any machine has: a typo, refused before it costs memory or time. */
+export const MAX_SLOTS = 1 << 20;
+
 function positiveInt(s: string): number | null {
-  return /^\d+$/.test(s) && Number(s) > 0 ? Number(s) : null;
+  return /^\d+$/.test(s) && Number(s) > 0 && Number(s) <= MAX_SLOTS ? Number(s) : null;
 }
 
 /** Adds `h` to `list`, merging a host named twice (its slots add up, as in Open MPI). */
@@ -31,8 +34,9 @@ function add(list: HostSlots[], h: HostSlots): void {
   const seen = list.find((x) => x.name === h.name);
   if (!seen) list.push(h);
   else {
-    seen.slots += h.slots;
+    // Each line's limit is its max_slots, or its slots when it has none; the limits add up too.
     if (h.maxSlots !== undefined || seen.maxSlots !== undefined) seen.maxSlots = (seen.maxSlots ?? seen.slots) + (h.maxSlots ?? h.slots);
+    seen.slots += h.slots;
   }
 }
 
@@ -55,7 +59,7 @@ export function parseHostfile(text: string, file: string): HostSlots[] {
     if (colon > 0 && first.indexOf(":") === colon) {
       name = first.slice(0, colon);
       const n = positiveInt(first.slice(colon + 1));
-      if (n === null) throw new UsageError(`${where}: "${first}": the slot count after ':' must be a whole number ≥ 1`);
+      if (n === null) throw new UsageError(`${where}: "${first}": the slot count after ':' must be a whole number from 1 to ${MAX_SLOTS}`);
       slots = n;
     }
     if (!/^[A-Za-z0-9_.:\-[\]%]+$/.test(name)) throw new UsageError(`${where}: "${name}" is not a valid host name`);
@@ -63,7 +67,7 @@ export function parseHostfile(text: string, file: string): HostSlots[] {
       const m = /^(slots|max_slots|max-slots|cpu|count)\s*[=:]\s*(.*)$/.exec(field);
       if (!m) throw new UsageError(`${where}: unknown field "${field}" (expected slots=N or max_slots=N)`);
       const n = positiveInt(m[2]!);
-      if (n === null) throw new UsageError(`${where}: "${field}": ${m[1]} must be a whole number ≥ 1`);
+      if (n === null) throw new UsageError(`${where}: "${field}": ${m[1]} must be a whole number from 1 to ${MAX_SLOTS}`);
       if (m[1]!.startsWith("max")) maxSlots = n;
       else slots = n;
     }
@@ -91,7 +95,7 @@ export function parseHostList(entries: readonly string[]): HostSlots[] {
     const m = /^([^:\s]+)(?::(.*))?$/.exec(entry);
     if (!m) throw new UsageError(`--host ${entry}: expected host or host:slots`);
     const slots = m[2] === undefined ? 1 : positiveInt(m[2]);
-    if (slots === null) throw new UsageError(`--host ${entry}: the slot count after ':' must be a whole number ≥ 1`);
+    if (slots === null) throw new UsageError(`--host ${entry}: the slot count after ':' must be a whole number from 1 to ${MAX_SLOTS}`);
     add(hosts, { name: m[1]!, slots });
   }
   return hosts;

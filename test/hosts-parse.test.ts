@@ -18,12 +18,21 @@ describe("hostfiles", () => {
   });
 
   it("errors name the file and the line", () => {
-    expect(() => parseHostfile("a slots=2\nb slots=zero\n", "my.hosts")).toThrow(/^my\.hosts:2: "slots=zero": slots must be a whole number ≥ 1$/);
-    expect(() => parseHostfile("a\nb:x\n", "f")).toThrow(/^f:2: "b:x": the slot count after ':' must be a whole number ≥ 1$/);
+    expect(() => parseHostfile("a slots=2\nb slots=zero\n", "my.hosts")).toThrow(/^my\.hosts:2: "slots=zero": slots must be a whole number from 1 to 1048576$/);
+    expect(() => parseHostfile("a\nb:x\n", "f")).toThrow(/^f:2: "b:x": the slot count after ':' must be a whole number from 1 to 1048576$/);
     expect(() => parseHostfile("a cores=2\n", "f")).toThrow(/^f:1: unknown field "cores=2"/);
     expect(() => parseHostfile("a slots=4 max_slots=2\n", "f")).toThrow(/f:1: max_slots=2 is less than slots=4/);
     expect(() => parseHostfile("# nothing\n\n", "f")).toThrow(/f: the hostfile names no host/);
     expect(() => parseHostfile("bad$name\n", "f")).toThrow(UsageError);
+    // Not a crash ("invalid size") and not hours of spawning: refused with the line.
+    expect(() => parseHostfile("a slots=99999999999999999999\n", "f")).toThrow(/^f:1: "slots=99999999999999999999": slots must be a whole number from 1 to 1048576$/);
+    expect(() => parseHostList(["a:1048577"])).toThrow(/--host a:1048577: the slot count after ':' must be a whole number from 1 to 1048576/);
+  });
+
+  it("a host named twice adds up its slots and its max_slots (each line's limit its slots when it has none)", () => {
+    expect(parseHostfile("a slots=2\na slots=3 max_slots=4\n", "f")).toEqual([{ name: "a", slots: 5, maxSlots: 6 }]);
+    expect(parseHostfile("a slots=2 max_slots=3\na slots=3\n", "f")).toEqual([{ name: "a", slots: 5, maxSlots: 6 }]);
+    expect(parseHostfile("a slots=2 max_slots=3\na:1\na max_slots=2\n", "f")).toEqual([{ name: "a", slots: 4, maxSlots: 6 }]);
   });
 
   it("--host lists: host or host:slots", () => {
