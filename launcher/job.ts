@@ -178,17 +178,14 @@ class Job {
     const forward = (sig: NodeJS.Signals) => this.signalAll(sig);
     process.on("SIGUSR1", forward);
     process.on("SIGUSR2", forward);
-    const timer =
-      this.opts.timeout > 0
-        ? setTimeout(() => this.fail(TIMEOUT_EXIT, `the job ran longer than --timeout ${this.opts.timeout} s`), this.opts.timeout * 1000)
-        : undefined;
+    const timer = this.opts.timeout > 0 ? longTimeout(() => this.fail(TIMEOUT_EXIT, `the job ran longer than --timeout ${this.opts.timeout} s`), this.opts.timeout * 1000) : undefined;
     try {
       const runs = await this.startHosts(start);
       if (runs && this.forwardStdin) void this.pumpStdin();
       if (runs) await Promise.all(runs);
     } finally {
       if (this.forwardStdin) process.stdin.destroy(); // stop reading, so the launcher can exit
-      clearTimeout(timer);
+      timer?.clear();
       clearTimeout(this.killTimer);
       for (const r of this.remotes) r.close();
       process.off("SIGINT", onSignal);
@@ -354,4 +351,18 @@ class Job {
     this.signalAll("SIGTERM");
     this.killTimer = setTimeout(() => this.signalAll("SIGKILL"), STOP_GRACE_MS);
   }
+}
+
+/**
+ * setTimeout for any delay: Node's timers take at most 2³¹ − 1 ms (24.8 days) and fire at once
+ * beyond it, which would end a `--timeout 2592000` (30 days) job as it starts.
+ */
+export function longTimeout(fn: () => void, ms: number): { clear(): void } {
+  const MAX = 2 ** 31 - 1;
+  let handle: NodeJS.Timeout;
+  const arm = (left: number) => {
+    handle = setTimeout(() => (left > MAX ? arm(left - MAX) : fn()), Math.min(left, MAX));
+  };
+  arm(ms);
+  return { clear: () => clearTimeout(handle) };
 }

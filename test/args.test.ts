@@ -1,6 +1,7 @@
 // tsmpirun's command line: a pure function from argv to options, with mpirun's spellings.
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { parseArgs, UsageError } from "../launcher/args.js";
+import { longTimeout } from "../launcher/job.js";
 
 function parse(argv: string[]) {
   const warnings: string[] = [];
@@ -31,6 +32,9 @@ describe("tsmpirun arguments", () => {
     expect(msg(["-n", "2", "-n", "3", "s.ts"])).toBe("-n was given 2 times (2, 3); give it once");
     expect(msg(["--timeout", "soon", "s.ts"])).toBe("--timeout soon: must be a number of seconds ≥ 0");
     expect(msg(["--timeout", "-1", "s.ts"])).toBe("--timeout -1: must be a number of seconds ≥ 0");
+    // An empty --host (say, a variable that expanded to nothing) is not "this machine".
+    expect(msg(["--host", "", "s.ts"])).toBe('--host "": no host given (expected host[:slots],...)');
+    expect(msg(["--host", "a,,b", "s.ts"])).toBe('--host "a,,b": an empty host name (expected host[:slots],...)');
   });
 
   it("takes --timeout in seconds, fractions too, 0 (the default) for no limit", () => {
@@ -63,5 +67,26 @@ describe("tsmpirun arguments", () => {
     expect(parse(["-H", "a", "-x", "A=1", "s.ts", "-x"]).opts.scriptArgs).toEqual(["-x"]);
     expect(parse(["-hostfile", "f", "s.ts"]).opts.hostfile).toBe("f");
     expect(parse(["-n", "1", "--", "s.ts", "-np", "2"]).opts.scriptArgs).toEqual(["-np", "2"]);
+  });
+});
+
+describe("longTimeout", () => {
+  it("waits longer than setTimeout's 2³¹ − 1 ms, and can be cleared", () => {
+    vi.useFakeTimers();
+    try {
+      let fired = 0;
+      longTimeout(() => fired++, 30 * 86_400_000); // 30 days
+      vi.advanceTimersByTime(29 * 86_400_000);
+      expect(fired).toBe(0);
+      vi.advanceTimersByTime(86_400_000);
+      expect(fired).toBe(1);
+      const t = longTimeout(() => fired++, 2 ** 31 + 5);
+      vi.advanceTimersByTime(2 ** 31);
+      t.clear();
+      vi.advanceTimersByTime(10);
+      expect(fired).toBe(1);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
