@@ -178,7 +178,7 @@ export function parseArgs(argv: string[], warn: (line: string) => void = (line) 
     script,
     scriptArgs,
     nodeFlags,
-    hosts: list(a.host).flatMap((h) => h.split(",")).filter((h) => h.length > 0),
+    hosts: hostList(list(a.host)),
     hostfile: a.hostfile,
     oversubscribe: a.oversubscribe,
     mapBy: a["map-by"],
@@ -190,6 +190,15 @@ export function parseArgs(argv: string[], warn: (line: string) => void = (line) 
     tcpIf: a["tcp-if"] ?? process.env.TSMPI_TCP_IF,
     transport: transportOption(a.transport),
   };
+}
+
+/** --host values split at commas; an empty one is a mistake (a variable that expanded to nothing), not "no hosts". */
+function hostList(values: string[]): string[] {
+  return values.flatMap((v) => {
+    const names = v.split(",").map((h) => h.trim());
+    if (names.some((h) => h === "")) throw new UsageError(`--host ${JSON.stringify(v)}: ${v.trim() === "" ? "no host given" : "an empty host name"} (expected host[:slots],...)`);
+    return names;
+  });
 }
 
 function transportOption(given: string | undefined): TransportChoice {

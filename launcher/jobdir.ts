@@ -18,13 +18,37 @@ export interface JobDir {
   remove(): void;
 }
 
+/** The job's directory could not be made (TMPDIR missing, not writable, or full). */
+export class JobDirError extends Error {
+  override name = "JobDirError";
+}
+
+/** Longest ipc socket path (sun_path holds 108 bytes with the NUL), less room for "/<rank>". */
+const MAX_DIR_LENGTH = 107 - 8;
+
+/**
+ * A fresh directory under TMPDIR, or under /tmp when TMPDIR's path is too long for the ipc
+ * sockets that go in it (ZeroMQ would fail with ENAMETOOLONG in every rank).
+ */
+function makeDirectory(): string {
+  const base = tmpdir();
+  const where = base.length + "/tsmpi-XXXXXX".length <= MAX_DIR_LENGTH ? base : "/tmp";
+  try {
+    return mkdtempSync(join(where, "tsmpi-"));
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+    const hint = code === "ENOENT" ? "it does not exist" : code === "EACCES" || code === "EROFS" ? "it is not writable" : code === "ENOSPC" ? "it is full" : code;
+    throw new JobDirError(`cannot make the job's directory in ${where}${where === base && process.env.TMPDIR ? " (TMPDIR)" : ""}: ${hint}; set TMPDIR to a writable directory`);
+  }
+}
+
 /**
  * Makes the directory and starts its reaper: a shell, in a session of its own, that waits for the
  * end of its standard input (a pipe from this process, which closes however this process ends)
  * and then removes what remove() would. On a normal exit remove() has already done it.
  */
 export function createJobDir(): JobDir {
-  const path = mkdtempSync(join(tmpdir(), "tsmpi-"));
+  const path = makeDirectory();
   const prefix = segmentPrefix(path);
   const script = `trap '' INT TERM HUP; while read -r _; do :; done; rm -rf -- "$1"; rm -f -- "${SHM_DIR}/$2"*`;
   try {

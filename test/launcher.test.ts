@@ -1,6 +1,6 @@
 // tsmpirun as users meet it: exit statuses, messages, signals and no processes left behind.
 import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, realpathSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, realpathSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -131,6 +131,25 @@ describe("tsmpirun on one machine", () => {
     expect(r.stderr).toContain("tsmpirun: the job ran longer than --timeout 2 s; stopping 3 ranks");
     expect(Date.now() - t0).toBeLessThan(30_000);
     expect(await leftovers(mark)).toEqual([]);
+  });
+
+  it("--timeout beyond Node's 24.8-day timer limit (30 days) does not end the job at once", async () => {
+    const r = await run(["-n", "2", "--timeout", "2592000", "examples/hello.ts"]);
+    expect(r.stderr).toBe("");
+    expect(r.exitCode).toBe(0);
+  });
+
+  it("a TMPDIR that does not exist is a clear error; one too long for socket names falls back to /tmp", async () => {
+    const missing = await run(["-n", "2", "examples/hello.ts"], { env: { TMPDIR: "/no/such/dir" } });
+    expect(missing.exitCode).toBe(1);
+    expect(missing.stderr).toBe("tsmpirun: cannot make the job's directory in /no/such/dir (TMPDIR): it does not exist; set TMPDIR to a writable directory");
+    const long = join(mkdtempSync(join(tmpdir(), "tsmpi-long-")), "x".repeat(90));
+    mkdirSync(long);
+    for (const transport of ["zmq", "shm"]) {
+      const r = await run(["-n", "2", "--transport", transport, "examples/hello.ts"], { env: { TMPDIR: long } });
+      expect(r.stderr, transport).toBe("");
+      expect(r.stdout).toContain("hello from rank 1 of 2");
+    }
   });
 
   for (const sig of ["SIGINT", "SIGTERM"] as const) {
