@@ -89,20 +89,25 @@ export class Communicator {
     // Not an async function: a send that completes at once returns the engine's own resolved
     // promise instead of wrapping it in another (a visible share of an 8-byte message).
     try {
-      this.live("send");
-      this.checkRank("send", "dest", dest, false);
-      this.checkTag("send", tag, false);
+      return this.startSend("send", data, dest, tag);
     } catch (e) {
       return Promise.reject(e);
     }
+  }
+
+  /** A send, throwing at once what can be known at once (arguments, a value that cannot be encoded). */
+  private startSend(call: string, data: unknown, dest: number, tag: number): Promise<void> {
+    this.live(call);
+    this.checkRank(call, "dest", dest, false);
+    this.checkTag(call, tag, false);
     if (dest === PROC_NULL) return SENT;
     let sent: Promise<void>;
     try {
       sent = this.p2p.send(this.ptpCtx, this.group[dest]!, tag, data);
     } catch (e) {
-      return Promise.reject(this.wrap("send", e));
+      throw this.wrap(call, e);
     }
-    return sent === SENT ? sent : sent.catch((e: unknown) => Promise.reject(this.wrap("send", e)));
+    return sent === SENT ? sent : sent.catch((e: unknown) => Promise.reject(this.wrap(call, e)));
   }
 
   // The receives below are not async functions: each resolves with the engine's own promise
@@ -157,14 +162,23 @@ export class Communicator {
   /** Sends to `dest` and receives from `source` at the same time (no deadlock between pairs). */
   async sendrecv<T = unknown>(data: unknown, dest: number, source: number = dest, tags: SendRecvTags = {}): Promise<T> {
     const { sendTag = 0, recvTag = ANY_TAG } = tags;
-    const [, got] = await Promise.all([this.send(data, dest, sendTag), this.recv<T>(source, recvTag)]);
+    // Everything that can fail at once fails before the receive is posted: a receive left
+    // behind would take the next matching message (any tag, by default) from the caller.
+    this.checkRank("sendrecv", "source", source, true);
+    this.checkTag("sendrecv", recvTag, true);
+    const sent = this.startSend("sendrecv", data, dest, sendTag);
+    const [, got] = await Promise.all([sent, this.recv<T>(source, recvTag)]);
     return got;
   }
 
   /** `sendrecv` for typed arrays, receiving into `recvBuffer`. */
   async sendrecvInto(sendBuffer: TypedArray, dest: number, recvBuffer: TypedArray, source: number = dest, tags: SendRecvTags = {}): Promise<RecvIntoStatus> {
     const { sendTag = 0, recvTag = ANY_TAG } = tags;
-    const [, st] = await Promise.all([this.send(sendBuffer, dest, sendTag), this.recvInto(recvBuffer, source, recvTag)]);
+    this.checkArray("sendrecvInto", recvBuffer);
+    this.checkRank("sendrecvInto", "source", source, true);
+    this.checkTag("sendrecvInto", recvTag, true);
+    const sent = this.startSend("sendrecvInto", sendBuffer, dest, sendTag);
+    const [, st] = await Promise.all([sent, this.recvInto(recvBuffer, source, recvTag)]);
     return st;
   }
 

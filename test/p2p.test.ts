@@ -28,6 +28,14 @@ describe("point to point", () => {
     expect(r.stdout).toMatch(/RankFailedError: recv from world rank 1 cannot complete: that rank has finalized .*is RankFailedError: true/);
   });
 
+  it("a sendrecv or sendrecvInto whose send cannot start rejects without leaving a receive that takes later messages", async () => {
+    const r = await run(["-n", "2", fixture("sendrecv-fail.ts")]);
+    expect(r.stderr).toBe("");
+    expect(r.stdout).toContain("MpiError: sendrecv: a function (f) cannot be sent");
+    expect(r.stdout).toContain("MpiError: sendrecvInto: a function (f) cannot be sent");
+    expect(r.stdout).toContain("then: for the later recv 4,5 untouched -1,-1");
+  });
+
   it("runs plain .mjs scripts, and finalizes scripts that forget to", async () => {
     const js = await run(["-n", "2", fixture("plain.mjs")]);
     expect(js.exitCode).toBe(0);
