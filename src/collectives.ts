@@ -13,9 +13,9 @@
  * - allgather: Bruck (⌈log2 p⌉ rounds, (p−1)·m data per rank, any p).
  * - gather / scatter / alltoall: direct (all messages posted at once; cost grows with the data).
  * - barrier: dissemination.
- * Failures that one rank detects (a value that does not reduce, a scatter root with the wrong
- * number of values) travel on through the algorithm as a failure marker, so the other ranks
- * reject too instead of waiting for a message that never comes.
+ * Failures that one rank detects (a value that does not reduce or cannot be encoded, a scatter
+ * root with the wrong number of values) travel on through the algorithm as a failure marker, so
+ * the ranks that needed the value reject too instead of waiting for a message that never comes.
  */
 import { MpiError } from "./errors.js";
 import { checkReducible, combine, combineArrays, type Op, type OpName } from "./op.js";
@@ -39,7 +39,8 @@ export const RING_BYTES = 512 * 1024;
 
 const FAILED = "__tsmpi_collective_failed__";
 type Failure = { [FAILED]: string };
-const failure = (message: string): Failure => ({ [FAILED]: message });
+/** A marker that travels in place of a value to say that the call failed on some rank, and why. */
+export const failure = (message: string): Failure => ({ [FAILED]: message });
 function isFailure(v: unknown): v is Failure {
   return typeof v === "object" && v !== null && FAILED in v;
 }
@@ -105,7 +106,7 @@ export async function bcast<T>(ch: Channel, value: T, root: number): Promise<T> 
     if (vr + mask < size) sends.push(ch.send((vr + mask + root) % size, v));
   }
   await Promise.all(sends);
-  return v;
+  return rethrow(v);
 }
 
 /** Reduction to `root`; undefined elsewhere. */
@@ -143,7 +144,22 @@ export async function allreduce<T>(ch: Channel, value: T, op: Op): Promise<T> {
     await ringAllgather(ch, chunks.out, chunks.bounds);
     return chunks.out as T;
   }
-  return own(rethrow(await treeAllreduce(ch, mine, op)), value) as T;
+  return own(rethrow(await agreed(ch, await treeAllreduce(ch, mine, op), op)), value) as T;
+}
+
+/** Whichever of two verdicts is a failure (null: none). */
+const firstFailure = (a: unknown, b: unknown): unknown => a ?? b;
+
+/**
+ * `result`, or the first failure any rank met. A user's op may throw, or return what cannot be
+ * sent, on some ranks only (it may depend on the rank); one more round of a tiny message makes
+ * every rank reject then, instead of some returning a result. Built-in ops fail alike on every
+ * rank, or not at all, and skip the round.
+ */
+async function agreed(ch: Channel, result: unknown, op: Op): Promise<unknown> {
+  if (typeof op !== "function") return result;
+  const verdict = await treeAllreduce(ch, isFailure(result) ? result : null, firstFailure);
+  return isFailure(verdict) ? verdict : result;
 }
 
 const SHAPE = "__tsmpi_shape__";
@@ -236,7 +252,7 @@ export async function gather<T>(ch: Channel, value: T, root: number): Promise<T[
     return undefined;
   }
   const out = await Promise.all(Array.from({ length: ch.size }, (_, r) => (r === root ? value : ch.recv(r))));
-  return out as T[];
+  return out.map((v) => rethrow(v as T | Failure));
 }
 
 /** Bruck's allgather: in round k each rank passes the blocks it has to rank − 2^k. */
@@ -246,9 +262,10 @@ export async function allgather<T>(ch: Channel, value: T): Promise<T[]> {
   for (let k = 1; k < size; k <<= 1) {
     const count = Math.min(k, size - k);
     const [, got] = await Promise.all([ch.send((rank - k + size) % size, blocks.slice(0, count)), ch.recv((rank + k) % size)]);
-    blocks.push(...(got as unknown[]));
+    // A failure marker stands for all `count` blocks it replaced, and travels on with them.
+    blocks.push(...(isFailure(got) ? new Array<unknown>(count).fill(got) : (got as unknown[])));
   }
-  return Array.from({ length: size }, (_, r) => blocks[(r - rank + size) % size]) as T[];
+  return Array.from({ length: size }, (_, r) => rethrow(blocks[(r - rank + size) % size] as T | Failure));
 }
 
 /** `values[r]` from the root to every rank r. */
@@ -296,7 +313,7 @@ export async function scan<T>(ch: Channel, value: T, op: Op, call = "scan"): Pro
     ]);
     if (rank - k >= 0) acc = combineSafe(call, op, lower, acc);
   }
-  return own(rethrow(acc), value) as T;
+  return own(rethrow(await agreed(ch, acc, op)), value) as T;
 }
 
 /** Exclusive prefix reduction: rank r gets v0 op … op v(r−1); undefined on rank 0. */

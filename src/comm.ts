@@ -208,60 +208,70 @@ export class Communicator {
 
   /** Resolves once every rank of the communicator has called barrier. */
   async barrier(): Promise<void> {
-    return coll.barrier(this.collective("barrier"));
+    const ch = this.collective("barrier");
+    return this.settle(ch, await coll.barrier(ch));
   }
 
   /** The root's `value` on every rank (`value` is ignored elsewhere). */
   async bcast<T>(value: T, root = 0): Promise<T> {
     this.checkRoot("bcast", root);
-    return coll.bcast(this.collective("bcast"), value, root);
+    const ch = this.collective("bcast");
+    return this.settle(ch, await coll.bcast(ch, value, root));
   }
 
   /** `op` over every rank's value, on `root`; undefined on the other ranks. */
   async reduce<T>(value: T, op: Op<T> = "sum", root = 0): Promise<T | undefined> {
     this.checkRoot("reduce", root);
     checkOp("reduce", op);
-    return coll.reduce(this.collective("reduce"), value, op as Op, root);
+    const ch = this.collective("reduce");
+    return this.settle(ch, await coll.reduce(ch, value, op as Op, root));
   }
 
   /** `op` over every rank's value, on every rank, with the same bits everywhere. */
   async allreduce<T>(value: T, op: Op<T> = "sum"): Promise<T> {
     checkOp("allreduce", op);
-    return coll.allreduce(this.collective("allreduce"), value, op as Op);
+    const ch = this.collective("allreduce");
+    return this.settle(ch, await coll.allreduce(ch, value, op as Op));
   }
 
   /** Every rank's value in rank order, on `root`; undefined on the other ranks. */
   async gather<T>(value: T, root = 0): Promise<T[] | undefined> {
     this.checkRoot("gather", root);
-    return coll.gather(this.collective("gather"), value, root);
+    const ch = this.collective("gather");
+    return this.settle(ch, await coll.gather(ch, value, root));
   }
 
   /** Every rank's value in rank order, on every rank. */
   async allgather<T>(value: T): Promise<T[]> {
-    return coll.allgather(this.collective("allgather"), value);
+    const ch = this.collective("allgather");
+    return this.settle(ch, await coll.allgather(ch, value));
   }
 
   /** `values[r]` of the root to rank r (`values` is read on the root only). */
   async scatter<T>(values: readonly T[] | null | undefined, root = 0): Promise<T> {
     this.checkRoot("scatter", root);
-    return coll.scatter(this.collective("scatter"), values, root);
+    const ch = this.collective("scatter");
+    return this.settle(ch, await coll.scatter(ch, values, root));
   }
 
   /** Sends `values[r]` to rank r and returns, in rank order, what every rank sent to this one. */
   async alltoall<T>(values: readonly T[]): Promise<T[]> {
-    return coll.alltoall(this.collective("alltoall"), values);
+    const ch = this.collective("alltoall");
+    return this.settle(ch, await coll.alltoall(ch, values));
   }
 
   /** Inclusive prefix reduction: rank r gets v0 op … op vr. */
   async scan<T>(value: T, op: Op<T> = "sum"): Promise<T> {
     checkOp("scan", op);
-    return coll.scan(this.collective("scan"), value, op as Op);
+    const ch = this.collective("scan");
+    return this.settle(ch, await coll.scan(ch, value, op as Op));
   }
 
   /** Exclusive prefix reduction: rank r gets v0 op … op v(r−1); undefined on rank 0. */
   async exscan<T>(value: T, op: Op<T> = "sum"): Promise<T | undefined> {
     checkOp("exscan", op);
-    return coll.exscan(this.collective("exscan"), value, op as Op);
+    const ch = this.collective("exscan");
+    return this.settle(ch, await coll.exscan(ch, value, op as Op));
   }
 
   // ---- communicators --------------------------------------------------------------------------
@@ -331,15 +341,25 @@ export class Communicator {
    * @internal A private channel for one collective call: its own tag (every rank numbers its
    * collective calls identically), on the collective context.
    */
-  collective(call: string): coll.Channel {
+  collective(call: string): coll.Channel & { failed?: string } {
     this.live(call);
     const tag = this.collSeq;
     this.collSeq = (this.collSeq + 1) % (TAG_UB + 1);
-    const { p2p, collCtx, group } = this;
-    return {
-      rank: this.rank,
+    const { p2p, collCtx, group, rank } = this;
+    const ch: coll.Channel & { failed?: string } = {
+      rank,
       size: this.size,
-      send: (dest, value) => p2p.send(collCtx, group[dest]!, tag, value),
+      send: (dest, value) => {
+        try {
+          return p2p.send(collCtx, group[dest]!, tag, value);
+        } catch (e) {
+          // A value that cannot be encoded: the peer gets a failure marker in its place (so it
+          // rejects too, instead of waiting for a message that never comes), and this rank
+          // rejects once its part of the algorithm is done (see settle).
+          ch.failed = `${call}: rank ${rank}'s value cannot be sent: ${(e as Error).message}`;
+          return p2p.send(collCtx, group[dest]!, tag, coll.failure(ch.failed));
+        }
+      },
       recv: (source) => p2p.receive(collCtx, group[source]!, tag, group, undefined, (m) => decode(m.kind, m.meta, m.frames)),
       recvInto: (source, into) =>
         p2p.receive(collCtx, group[source]!, tag, group, into, (m) => {
@@ -347,6 +367,13 @@ export class Communicator {
           if (count !== into.length) throw new MpiError(`${call}: expected ${into.length} elements from rank ${source}, got ${count}`);
         }),
     };
+    return ch;
+  }
+
+  /** A collective's result, or the failure to send this rank's part of it (see collective()). */
+  private settle<T>(ch: { failed?: string }, result: T): T {
+    if (ch.failed) throw new MpiError(ch.failed);
+    return result;
   }
 
   private status(m: Incoming): Status {

@@ -12,3 +12,30 @@ describe.each(TRANSPORTS)("collectives and communicators over --transport %s", (
     });
   }
 });
+
+describe("collectives where a rank's part fails", () => {
+  for (const n of [4, 5]) {
+    it(`a value that cannot be sent, or a user op that fails on one rank, rejects where it matters and never hangs (${n} ranks)`, async () => {
+      const r = await run(["-n", String(n), "--timeout", "60", fixture("collective-unsendable.ts")]);
+      expect(r.stderr).toBe("");
+      expect(r.exitCode).toBe(0);
+      const all = Array.from({ length: n }, (_, k) => k);
+      const cases: [string, number[], string][] = [
+        ["bcast", all, "bcast: rank 0's value cannot be sent: a function (f) cannot be sent"],
+        ["gather", [0, 2], "gather: rank 2's value cannot be sent: a function (f) cannot be sent"],
+        ["allgather", all, "allgather: rank 1's value cannot be sent: a function (f) cannot be sent"],
+        ["scatter", [0, 1], "scatter: rank 0's value cannot be sent: a function (f) cannot be sent"],
+        ["alltoall", [0, 3], "alltoall: rank 0's value cannot be sent: a function (f) cannot be sent"],
+        ["allreduce returning a function on rank 1", all, "allreduce: rank 1's value cannot be sent: a function (f) cannot be sent"],
+        ["allreduce throwing on rank 1", all, "allreduce: the reduction op threw: no sums on rank 1"],
+        ["scan throwing on rank 2", all, "scan: the reduction op threw: no sums on rank 2"],
+      ];
+      for (const [name, failing, message] of cases) {
+        for (const k of all) {
+          // ...and the next collective still lines up on every rank.
+          expect(r.stdout, `${name} on rank ${k}`).toContain(`rank ${k}: ${name}: ${failing.includes(k) ? message : "ok"} (then allreduce ${n})`);
+        }
+      }
+    });
+  }
+});
