@@ -112,14 +112,36 @@ export class PointToPoint {
     return [...this.dataPeers];
   }
 
-  /** Transport callback: a message arrived. */
-  readonly message = (msg: Buffer[]): void => {
-    const m = readMessage(msg);
+  /** Malformed messages dropped so far (see dropped()). */
+  malformed = 0;
+
+  /**
+   * A message that no rank of this job could have sent is dropped, not allowed to end this rank:
+   * one warning line for the first, a count for the rest (in the warning at finalize).
+   */
+  private dropped(reason: string, from: number | undefined): void {
+    if (this.malformed++ > 0) return;
+    const link = from === undefined ? "its ZeroMQ socket" : `the shared-memory link from rank ${from}`;
+    process.stderr.write(`tsmpi: rank ${this.rank}: dropped a malformed message on ${link} (${reason}); later ones are counted\n`);
+  }
+
+  /** Transport callback: a message arrived (`from`: the sender, when the transport knows it). */
+  readonly message = (msg: Buffer[], from?: number): void => {
+    let m: ReturnType<typeof readMessage>;
+    try {
+      m = readMessage(msg, this.size, from);
+    } catch (e) {
+      this.dropped((e as Error).message, from);
+      return;
+    }
     switch (m.kind) {
       case KIND_ACK: {
+        // Only the rank a message went to may say it has it: a forged or stray acknowledgement
+        // would free the sender's buffers while the bytes are still being read.
         const a = this.acks.get(m.meta);
+        if (!a || a.peer !== m.src) return this.dropped(`an acknowledgement from rank ${m.src} for no message sent to it`, from);
         this.acks.delete(m.meta);
-        a?.done();
+        a.done();
         return;
       }
       case KIND_FIN:
@@ -282,6 +304,7 @@ export class PointToPoint {
     }
     this.closed = true;
     t.close();
+    if (this.malformed > 1) process.stderr.write(`tsmpi: rank ${this.rank}: dropped ${this.malformed} malformed messages in all\n`);
   }
 
   /**

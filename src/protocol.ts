@@ -4,6 +4,7 @@
  * the large-message acknowledgement and the FIN handshake. A transport only moves the frames.
  */
 import { MpiError } from "./errors.js";
+import { BINARY_TYPE_COUNT, Kind } from "./wire.js";
 
 /** What a message carries besides its payload frames. */
 export interface Envelope {
@@ -65,24 +66,42 @@ export interface Received extends Envelope {
   frames: Buffer[];
 }
 
-/** Reads a received message; the result is also the Incoming that matching keeps (one object per message). */
-export function readMessage(msg: Buffer[]): Received {
-  const h = msg[0]!;
-  if (h.byteLength < HEADER_BYTES) throw new MpiError(`corrupt message: header of ${h.byteLength} bytes`);
+/** The payload encodings a data message may carry (wire.Kind: raw bytes, msgpack); protocol kinds come after. */
+const DATA_KINDS = 2;
+
+/**
+ * Reads a received message; the result is also the Incoming that matching keeps (one object per
+ * message). Throws MpiError, saying what is wrong, for anything this rank's peers could not have
+ * sent: a short header, inline lengths that do not add up, an unknown kind or type code, a
+ * source outside the job (`size` ranks), or one other than `from` when the transport knows the
+ * sender.
+ */
+export function readMessage(msg: Buffer[], size: number, from?: number): Received {
+  const h = msg[0];
+  if (!h || h.byteLength < HEADER_BYTES) throw new MpiError(`a header of ${h?.byteLength ?? 0} bytes (at least ${HEADER_BYTES})`);
   const n = h.readUInt16LE(2);
   let frames: Buffer[];
   if (n === 0) frames = msg.length === 1 ? [] : msg.slice(1);
   else {
     frames = [];
     let at = HEADER_BYTES + 4 * n;
+    if (at > h.byteLength) throw new MpiError(`${n} inline frames in a header of ${h.byteLength} bytes`);
     for (let i = 0; i < n; i++) {
       const len = h.readUInt32LE(HEADER_BYTES + 4 * i);
+      if (at + len > h.byteLength) throw new MpiError(`inline frames longer than their header (${h.byteLength} bytes)`);
       frames.push(h.subarray(at, at + len));
       at += len;
     }
-    if (at !== h.byteLength) throw new MpiError(`corrupt message: inline frames of ${at} bytes in a header of ${h.byteLength}`);
+    if (at !== h.byteLength) throw new MpiError(`inline frames of ${at} bytes in a header of ${h.byteLength}`);
   }
-  return { kind: h[0]!, ctx: h.readUInt32LE(4), src: h.readUInt32LE(8), tag: h.readUInt32LE(12), meta: h.readUInt32LE(16), ackId: h.readUInt32LE(20), frames };
+  const m: Received = { kind: h[0]!, ctx: h.readUInt32LE(4), src: h.readUInt32LE(8), tag: h.readUInt32LE(12), meta: h.readUInt32LE(16), ackId: h.readUInt32LE(20), frames };
+  if (m.src >= size) throw new MpiError(`source rank ${m.src} in a job of ${size}`);
+  if (from !== undefined && m.src !== from) throw new MpiError(`source rank ${m.src} on the link from rank ${from}`);
+  if (m.kind >= DATA_KINDS && m.kind !== KIND_ACK && m.kind !== KIND_FIN && m.kind !== KIND_FIN_ACK) throw new MpiError(`unknown kind ${m.kind}`);
+  if (m.kind === Kind.Raw && (m.meta >= BINARY_TYPE_COUNT || frames.length !== 1)) throw new MpiError(`a raw payload of type ${m.meta} in ${frames.length} frames`);
+  if (m.kind === Kind.Packed && frames.length === 0) throw new MpiError("a packed payload with no frame");
+  if (m.kind >= DATA_KINDS && frames.length > 0) throw new MpiError(`a protocol message (kind ${m.kind}) with a payload`);
+  return m;
 }
 
 /**

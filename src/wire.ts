@@ -34,6 +34,8 @@ const BINARY_TYPES = [
   BigUint64Array,
   DataView,
 ] as const;
+/** How many type codes a raw payload may carry (checked on every message that arrives). */
+export const BINARY_TYPE_COUNT = BINARY_TYPES.length;
 
 export type TypedArray =
   | Int8Array

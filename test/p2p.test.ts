@@ -36,6 +36,17 @@ describe("point to point", () => {
     expect(r.stdout).toContain("then: for the later recv 4,5 untouched -1,-1");
   });
 
+  it("frames no rank sent, pushed into a rank's ZeroMQ socket, are dropped with one warning; the job's own messages all arrive", async () => {
+    const r = await run(["-n", "3", "--transport", "zmq", fixture("garbage.ts")]);
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toContain("junk done; rank 0 got 19900 from rank 1");
+    for (let k = 0; k < 3; k++) expect(r.stdout).toContain(`rank ${k}: allreduce 3`);
+    expect(r.stderr.trim().split("\n")).toEqual([
+      "tsmpi: rank 0: dropped a malformed message on its ZeroMQ socket (a header of 0 bytes (at least 24)); later ones are counted",
+      "tsmpi: rank 0: dropped 8 malformed messages in all",
+    ]);
+  });
+
   it("runs plain .mjs scripts, and finalizes scripts that forget to", async () => {
     const js = await run(["-n", "2", fixture("plain.mjs")]);
     expect(js.exitCode).toBe(0);

@@ -29,8 +29,11 @@ export interface PeerAddress {
 export const SENT: Promise<void> = Promise.resolve();
 
 export interface TransportHandlers {
-  /** A message arrived: its frames, the protocol's header first. */
-  message(frames: Buffer[]): void;
+  /**
+   * A message arrived: its frames, the protocol's header first; `from` is the sending rank when
+   * the transport knows it for sure (a shared-memory ring has one writer), else undefined.
+   */
+  message(frames: Buffer[], from?: number): void;
   /**
    * Optional, for a transport that copies each payload out of its own memory: a message of a
    * header and one payload frame of `bytes` bytes is arriving from `src`, and its header has been

@@ -185,7 +185,7 @@ class Inbox {
         this.frames = [];
         this.stage = COUNT;
         this.next(this.countBuf);
-        this.handlers.message(frames);
+        this.handlers.message(frames, this.src);
         delivered = true;
       }
     }
@@ -221,7 +221,7 @@ class Inbox {
     if (ring.takeRoomRequest()) this.peerBell.ring();
     const frames = this.frames;
     this.frames = [];
-    this.handlers.message(frames);
+    this.handlers.message(frames, this.src);
     return true;
   }
 
