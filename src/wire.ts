@@ -143,6 +143,26 @@ addExtension({
   read: () => undefined,
 });
 
+// What structured clone refuses and msgpackr would send as an empty object: refused too, rather
+// than arriving as {} (their contents are not reachable, or not data).
+const UNSENDABLE: [new (...args: never[]) => object, number][] = [
+  [WeakMap, 0x24],
+  [WeakSet, 0x25],
+  [WeakRef, 0x26],
+  [Promise, 0x27],
+];
+for (const [Class, type] of UNSENDABLE) {
+  addExtension({
+    Class,
+    type,
+    write() {
+      if (!packing) return null; // someone else's pack(): unpacks as undefined, as a function does
+      throw new MpiError(`a ${Class.name} cannot be sent (structured clone refuses it too)`);
+    },
+    read: () => undefined,
+  });
+}
+
 const packr = new Packr({ structuredClone: true, useBigIntExtension: true });
 
 export interface Encoded {

@@ -62,6 +62,15 @@ describe("wire format", () => {
     expect(() => encode(Symbol("s"))).toThrow(/cannot be encoded/);
   });
 
+  it("rejects what structured clone refuses instead of sending it as {}: WeakMap, WeakSet, WeakRef, Promise", () => {
+    expect(() => encode({ cache: new WeakMap() })).toThrow(new MpiError("a WeakMap cannot be sent (structured clone refuses it too)"));
+    expect(() => encode([new WeakSet()])).toThrow("a WeakSet cannot be sent");
+    expect(() => encode(new WeakRef({}))).toThrow("a WeakRef cannot be sent");
+    expect(() => encode({ p: Promise.resolve(1) })).toThrow("a Promise cannot be sent");
+    // Someone else's msgpackr still packs them, without an error (they unpack as undefined).
+    expect(unpack(pack({ w: new WeakMap() }))).toEqual({ w: undefined });
+  });
+
   it("receives into a typed array, and reports truncation", () => {
     const e = encode(new Int32Array([1, 2, 3]));
     const into = new Int32Array(4);
