@@ -212,6 +212,10 @@ export class PointToPoint {
    * encoder: it is the common case of numerical codes, and each object made here shows at 8 bytes.
    */
   send(ctx: number, dest: number, tag: number, value: unknown): Promise<void> {
+    // A rank that has finalized or exited reads nothing more: the message would be lost, and a
+    // large one would wait forever for its acknowledgement.
+    const gone = this.gone.size > 0 ? this.gone.get(dest) : undefined;
+    if (gone) return Promise.reject(new RankFailedError(`send to world rank ${dest} cannot complete: that rank has ${gone.how}`, dest));
     const code = binaryCode(value);
     if (code >= 0) {
       const bytes = bytesOf(value as ArrayBufferView);

@@ -47,6 +47,14 @@ describe("point to point", () => {
     ]);
   });
 
+  for (const transport of TRANSPORTS) {
+    it(`a send to a rank that has finalized rejects with RankFailedError, small or large (--transport ${transport})`, async () => {
+      const r = await run(["-n", "2", "--transport", transport, fixture("send-to-finalized.ts")]);
+      expect(r.exitCode).toBe(0);
+      for (const bytes of [8, 1048576]) expect(r.stdout).toContain(`send of ${bytes} B: RankFailedError: send to world rank 1 cannot complete: that rank has finalized`);
+    });
+  }
+
   it("runs plain .mjs scripts, and finalizes scripts that forget to", async () => {
     const js = await run(["-n", "2", fixture("plain.mjs")]);
     expect(js.exitCode).toBe(0);
