@@ -95,8 +95,11 @@ export class Communicator {
     }
   }
 
-  /** A send, throwing at once what can be known at once (arguments, a value that cannot be encoded). */
-  private startSend(call: string, data: unknown, dest: number, tag: number): Promise<void> {
+  /**
+   * @internal A send that throws at once what can be known at once (arguments, a value that
+   * cannot be encoded), for callers that must not post anything else when it fails.
+   */
+  startSend(call: string, data: unknown, dest: number, tag: number): Promise<void> {
     this.live(call);
     this.checkRank(call, "dest", dest, false);
     this.checkTag(call, tag, false);

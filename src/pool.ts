@@ -270,13 +270,25 @@ class Master<F extends TaskFunctions> {
         while (this.queue.length > 0 && this.load.get(w)! < limit) {
           const chunk = this.queue.shift()!;
           if (chunk.call.done) continue;
-          this.load.set(w, this.load.get(w)! + 1);
-          this.inflight.set(chunk.id, { chunk, worker: w });
-          this.pc.send([chunk.id, chunk.call.fn, chunk.start, chunk.items] satisfies TaskMessage, w, TAG_TASK).catch((e: unknown) => {
-            this.inflight.delete(chunk.id);
-            this.load.set(w, this.load.get(w)! - 1);
+          const failed = (e: unknown) => {
             chunk.call.fail(e instanceof MpiError ? new TaskError(`pool: the items of ${chunk.call.fn} cannot be sent: ${e.message}`, chunk.call.fn, chunk.start, w) : (e as TaskError));
             this.cancel(chunk.call);
+          };
+          let sent: Promise<void>;
+          try {
+            // Items that cannot be encoded fail here, before the chunk counts as in flight: a
+            // chunk in flight keeps a receive posted for its result, which would never come.
+            sent = this.pc.startSend("send", [chunk.id, chunk.call.fn, chunk.start, chunk.items] satisfies TaskMessage, w, TAG_TASK);
+          } catch (e) {
+            failed(e);
+            continue;
+          }
+          this.load.set(w, this.load.get(w)! + 1);
+          this.inflight.set(chunk.id, { chunk, worker: w });
+          sent.catch((e: unknown) => {
+            this.inflight.delete(chunk.id);
+            this.load.set(w, this.load.get(w)! - 1);
+            failed(e);
           });
         }
       }

@@ -25,6 +25,19 @@ describe("taskPool", () => {
   });
 });
 
+describe("taskPool items that cannot be sent", () => {
+  for (const mode of ["alone", "with others"]) {
+    it(`reject their call with TaskError, handled by the body, and the pool ends cleanly (${mode})`, async () => {
+      const r = await run(["-n", "3", fixture("pool-unsendable.ts"), ...(mode === "alone" ? ["alone"] : [])]);
+      expect(r.stderr).toBe("");
+      expect(r.exitCode).toBe(0);
+      const error = "TaskError: pool: the items of double cannot be sent: send: a function (f) cannot be sent";
+      expect(r.stdout).toContain(mode === "alone" ? `${error}\n` : `${error}; ${error}; then 10,12,14\n`);
+      for (let k = 0; k < 3; k++) expect(r.stdout).toContain(`rank ${k} released`);
+    });
+  }
+});
+
 describe("taskPool worker death", () => {
   it("a worker that dies ends the job with its exit code, naming it; nothing is left", async () => {
     const mark = newMark();
