@@ -112,6 +112,8 @@ class Job {
   private readonly remotes: RemoteHost[] = [];
   private readonly hellos = new Map<number, PeerAddress | null>();
   private readonly finalized = new Set<number>();
+  /** Ranks that exited with 0 after init() but without finalize(), in order. */
+  private readonly leftEarly: number[] = [];
   private readonly exited = new Set<number>();
   /** Ranks that exited 0 without calling init(). */
   private readonly neverInit = new Set<number>();
@@ -318,7 +320,8 @@ class Job {
       this.checkInitDeadlock();
     } else if (!this.finalized.has(rank)) {
       // It left without finalize (process.exit): what it sent may be lost, but nobody should
-      // wait for it forever.
+      // wait for it forever. If the job fails after this, it is the likely cause: say so.
+      this.leftEarly.push(rank);
       this.broadcastGone(rank, [], "exited");
     }
   }
@@ -345,6 +348,10 @@ class Job {
   private fail(code: number, message: string): void {
     if (this.failure) return;
     this.failure = { code };
+    if (this.leftEarly.length > 0) {
+      const ranks = this.leftEarly.map((r) => `rank ${r} (host ${this.hostOf(r)})`).join(", ");
+      message += ` after ${ranks} left the job early, with exit code 0 but without finalize() (process.exit?)`;
+    }
     for (const f of this.failureHooks.splice(0)) f();
     const live = this.agentOf.size > 0 ? this.size - this.exited.size : 0;
     this.out.note(live > 0 ? `${message}; stopping ${live} rank${live === 1 ? "" : "s"}` : message);

@@ -81,7 +81,11 @@ describe("tsmpirun on one machine", () => {
     const r = await run(["-n", "2", fixture("fail-exit.ts"), "0", "0"]);
     expect(r.exitCode).toBe(1);
     expect(r.stderr).toMatch(/RankFailedError: recv from world rank 0 cannot complete: that rank has exited/);
-    expect(r.stderr).toMatch(/tsmpirun: rank 1 \(host [^)]+\) exited with code 1/);
+    // The rank that failed is named, and so is the one that left first, the likely cause.
+    expect(r.stderr).toMatch(/tsmpirun: rank 1 \(host [^)]+\) exited with code 1 after rank 0 \(host [^)]+\) left the job early, with exit code 0 but without finalize\(\) \(process\.exit\?\)/);
+    const mid = await run(["-n", "3", fixture("exit-midjob.ts")]);
+    expect(mid.exitCode).toBe(1);
+    expect(mid.stderr).toMatch(/tsmpirun: rank 0 \(host [^)]+\) exited with code 1 after rank 1 \(host [^)]+\) left the job early/);
   });
 
   it("a rank killed by a signal ends the job with 128 + signal", async () => {

@@ -32,12 +32,16 @@ type Values<S extends Spec> = {
 const isRank0 = () => (process.env.TSMPI_RANK ?? "0") === "0";
 
 /**
- * Ends the job over a bad option with status 2: rank 0 prints `message`, the others leave quietly
- * with 0 (failing too, one of them could end the job, and stop rank 0, before rank 0 said why).
- * Every rank must reach the same verdict, so call it only on what every rank knows alike.
+ * Ends the job over a bad option with status 2: rank 0 prints `message` and exits, which ends the
+ * job; the others wait for that, blocked (exiting first, they could end the job and stop rank 0
+ * before it said why, and the launcher would report them as leaving early). Every rank must
+ * reach the same verdict, so call it only on what every rank knows alike.
  */
 export function optionError(script: string, message: string): never {
-  if (!isRank0()) process.exit(0);
+  if (!isRank0()) {
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0); // until tsmpirun stops this rank
+    process.exit(0);
+  }
   process.stderr.write(`${basename(fileURLToPath(script))}: ${message}\n`);
   process.exit(2);
 }
