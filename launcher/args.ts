@@ -4,6 +4,7 @@ import { availableParallelism } from "node:os";
 import { basename } from "node:path";
 import yargs from "yargs";
 import { isTransportChoice, TRANSPORT_CHOICES, type TransportChoice } from "../src/transport/index.js";
+import type { ReportFormat } from "./report.js";
 
 /** A mistake in how tsmpirun was called: printed without a stack, exit status 2. */
 export class UsageError extends Error {
@@ -33,13 +34,15 @@ export interface LaunchOptions {
   tcpIf?: string;
   /** How ranks on one host talk (ranks on different hosts always use tcp). */
   transport: TransportChoice;
+  /** --report: print what each rank did at exit, as a text table (stderr) or one JSON line (stdout). */
+  report?: ReportFormat;
 }
 
 /** tsmpirun's long options, and whether each takes a value. */
 const LONG_OPTIONS = new Map<string, boolean>([
   ["np", true], ["host", true], ["hostfile", true], ["machinefile", true], ["map-by", true], ["wdir", true],
   ["timeout", true], ["launch-agent", true], ["tcp-if", true],
-  ["oversubscribe", false], ["tag-output", false], ["help", false], ["version", false],
+  ["oversubscribe", false], ["tag-output", false], ["help", false], ["version", false], ["report", false],
 ]);
 /** Short options that take a value (the next word, or joined: `-n4`). */
 const SHORT_WITH_VALUE = new Set(["n", "c", "x", "H"]);
@@ -61,6 +64,9 @@ function normalize(argv: string[]): string[] {
     const name = long.startsWith("--") ? long.slice(2).split("=")[0]! : long.slice(1);
     const takesValue = long.startsWith("--") ? LONG_OPTIONS.get(name) === true && !long.includes("=") : SHORT_WITH_VALUE.has(name);
     if (takesValue && i + 1 < argv.length) out.push(argv[++i]!);
+    // `--report json`: the format is optional, so only its two words are taken as one (a script
+    // right after a bare --report stays the script).
+    if (long === "--report") out[out.length - 1] = argv[i + 1] === "json" || argv[i + 1] === "text" ? `--report=${argv[++i]}` : "--report=text";
   }
   return out;
 }
@@ -145,6 +151,7 @@ export function parseArgs(argv: string[], warn: (line: string) => void = (line) 
       type: "string",
       describe: "how ranks on one host talk: auto (shared memory when the addon loads, else ZeroMQ ipc with a warning), shm (shared memory or an error), zmq (env TSMPI_TRANSPORT)",
     })
+    .option("report", { type: "string", describe: "at exit, print what each rank did (time waiting in tsmpi calls, messages, bytes, slowest calls): a table on stderr, or with --report json one JSON line on stdout" })
     .option("tcp-if", { type: "string", describe: "interface name or CIDR block (e.g. eth1, 10.0.0.0/8) whose address ranks use between hosts (env TSMPI_TCP_IF)" })
     .strictOptions()
     .help()
@@ -189,6 +196,7 @@ export function parseArgs(argv: string[], warn: (line: string) => void = (line) 
     launchAgent: a["launch-agent"],
     tcpIf: a["tcp-if"] ?? process.env.TSMPI_TCP_IF,
     transport: transportOption(a.transport),
+    report: reportOption(a.report),
   };
 }
 
@@ -199,6 +207,13 @@ function hostList(values: string[]): string[] {
     if (names.some((h) => h === "")) throw new UsageError(`--host ${JSON.stringify(v)}: ${v.trim() === "" ? "no host given" : "an empty host name"} (expected host[:slots],...)`);
     return names;
   });
+}
+
+function reportOption(given: string | undefined): ReportFormat | undefined {
+  if (given === undefined) return undefined;
+  if (given === "" || given === "text") return "text";
+  if (given === "json") return "json";
+  throw new UsageError(`--report=${given}: the format must be text (the default) or json`);
 }
 
 function transportOption(given: string | undefined): TransportChoice {

@@ -10,9 +10,11 @@ import { constants as osConstants } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type { GoneHow, LauncherToRank, RankToLauncher } from "../src/control.js";
+import type { RankReport } from "../src/report.js";
 import type { PeerAddress } from "../src/transport/index.js";
 import { interfaceAddress, ownAddresses } from "./addresses.js";
 import { createJobDir } from "./jobdir.js";
+import { formatJson, formatTable } from "./report.js";
 import { definedOnly, HostAgent, inheritedEnv, type Agent, type HostEvents, type RankSpec } from "./agent.js";
 import { UsageError, type LaunchOptions } from "./args.js";
 import { compileScript, needsCompile, resolveScript } from "./compile.js";
@@ -112,6 +114,8 @@ class Job {
   private readonly remotes: RemoteHost[] = [];
   private readonly hellos = new Map<number, PeerAddress | null>();
   private readonly finalized = new Set<number>();
+  /** What each rank reported at finalize (--report). */
+  private readonly reports = new Map<number, RankReport>();
   /** Ranks that exited with 0 after init() but without finalize(), in order. */
   private readonly leftEarly: number[] = [];
   private readonly exited = new Set<number>();
@@ -160,6 +164,7 @@ class Job {
         TSMPI_LOCAL_RANK: String(local),
         TSMPI_LOCAL_SIZE: String(p.ranks.length),
         TSMPI_HOST_ID: p.host,
+        ...(this.opts.report ? { TSMPI_REPORT: "1" } : {}),
       },
     }));
   }
@@ -195,6 +200,11 @@ class Job {
       process.off("SIGHUP", onSignal);
       process.off("SIGUSR1", forward);
       process.off("SIGUSR2", forward);
+    }
+    if (this.opts.report) {
+      const reports = [...this.reports.values()].sort((a, b) => a.rank - b.rank);
+      if (this.opts.report === "json") this.out.text("stdout", formatJson(reports, this.size));
+      else this.out.text("stderr", formatTable(reports, this.size));
     }
     return this.failure?.code ?? 0;
   }
@@ -300,6 +310,10 @@ class Job {
       case "fin":
         this.finalized.add(rank);
         this.broadcastGone(rank, msg.sentTo, "finalized");
+        break;
+      case "report":
+        this.reports.set(rank, msg.report);
+        this.send(rank, { t: "ack" });
         break;
       case "abort":
         this.fail(msg.code, `rank ${rank} (host ${this.hostOf(rank)}) called abort(${msg.code}): ${msg.reason}`);

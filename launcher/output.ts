@@ -70,6 +70,11 @@ export class Output {
     void this.write("stderr", `tsmpirun: ${text}\n`);
   }
 
+  /** Text from tsmpirun itself, as it is (a report's table or JSON line). */
+  text(stream: Stream, text: string): void {
+    void this.write(stream, text);
+  }
+
   private write(stream: Stream, text: string): Promise<void> | undefined {
     if (this.closed.has(stream)) return undefined; // nobody reads it: drop, never block on it
     return this.writers[stream].write(text);

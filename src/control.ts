@@ -3,12 +3,14 @@
  * started the rank (the launcher itself, or the launcher's agent on a remote host). It carries
  * start-up rendezvous, finalize and abort notices; data never goes through it.
  */
+import type { RankReport } from "./report.js";
 import type { PeerAddress } from "./transport/index.js";
 
 /** Messages a rank sends to its launcher. */
 export type RankToLauncher =
   | { t: "hello"; rank: number; address: PeerAddress | null }
   | { t: "fin"; rank: number; sentTo: number[] }
+  | { t: "report"; rank: number; report: RankReport }
   | { t: "abort"; rank: number; code: number; reason: string };
 
 /** How a peer left: through finalize(), or by exiting without it. */
@@ -17,18 +19,22 @@ export type GoneHow = "finalized" | "exited";
 /** Messages the launcher sends to a rank. */
 export type LauncherToRank =
   | { t: "peers"; table: (PeerAddress | null)[] }
-  | { t: "gone"; rank: number; sentTo: number[]; how: GoneHow };
+  | { t: "gone"; rank: number; sentTo: number[]; how: GoneHow }
+  /** The launcher has a report: the rank may go on to exit. */
+  | { t: "ack" };
 
 type Gone = Extract<LauncherToRank, { t: "gone" }>;
 
 export class ControlChannel {
   private peersWaiter: ((table: (PeerAddress | null)[]) => void) | null = null;
+  private ackWaiter: (() => void) | null = null;
   private goneHandler: ((g: Gone) => void) | null = null;
   private readonly early: Gone[] = [];
 
   private constructor() {
     process.on("message", (m: LauncherToRank) => {
       if (m.t === "peers") this.peersWaiter?.(m.table);
+      else if (m.t === "ack") this.ackWaiter?.();
       else if (m.t === "gone") {
         if (this.goneHandler) this.goneHandler(m);
         else this.early.push(m);
@@ -59,6 +65,25 @@ export class ControlChannel {
       return await table;
     } finally {
       this.peersWaiter = null;
+      process.channel?.unref();
+    }
+  }
+
+  /**
+   * Sends `msg` and waits until the launcher says it has it (at most `ms`). For what is sent just
+   * before the rank exits: messages on the channel are read as they come, but a rank's exit can
+   * be seen before its last messages are, and those are then lost.
+   */
+  async sendAndWait(msg: RankToLauncher, ms = 5000): Promise<void> {
+    const acked = new Promise<void>((resolve) => (this.ackWaiter = resolve));
+    let timer: NodeJS.Timeout | undefined;
+    process.channel?.ref();
+    try {
+      await this.send(msg);
+      await Promise.race([acked, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+    } finally {
+      clearTimeout(timer);
+      this.ackWaiter = null;
       process.channel?.unref();
     }
   }

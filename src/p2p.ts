@@ -10,6 +10,7 @@ import { RankFailedError } from "./errors.js";
 import { Matcher, type Incoming, type Waiter } from "./matching.js";
 import { KIND_ACK, KIND_FIN, KIND_FIN_ACK, MAX_INLINE_FRAMES, peekEnvelope, readMessage, writeHeader, type Envelope } from "./protocol.js";
 import { SENT, type Transport } from "./transport/index.js";
+import { activity } from "./report.js";
 import { binaryCode, bytesOf, elementsIn, encode, Kind, payloadBytes } from "./wire.js";
 
 export type { Incoming } from "./matching.js";
@@ -156,6 +157,7 @@ export class PointToPoint {
     }
     // The whole message is here, so the sender's transport no longer reads its buffers.
     if (m.ackId) this.reply(m.src, KIND_ACK, m.ackId);
+    activity?.received(payloadBytes(m.frames));
     const landing = this.landings.size > 0 ? this.landings.get(m.src) : undefined;
     if (landing) {
       this.landings.delete(m.src);
@@ -219,6 +221,7 @@ export class PointToPoint {
     const code = binaryCode(value);
     if (code >= 0) {
       const bytes = bytesOf(value as ArrayBufferView);
+      if (activity) this.count(dest, bytes.byteLength);
       if (dest === this.rank) {
         this.toSelfRaw(ctx, tag, code, bytes);
         return SENT;
@@ -226,12 +229,19 @@ export class PointToPoint {
       return this.transmit(dest, { kind: Kind.Raw, ctx, src: this.rank, tag, meta: code }, [bytes], 0);
     }
     const enc = encode(value);
+    if (activity) this.count(dest, payloadBytes(enc.frames));
     const env: Envelope = { kind: enc.kind, ctx, src: this.rank, tag, meta: enc.meta };
     if (dest !== this.rank) return this.transmit(dest, env, enc.frames, enc.borrowedFrom);
     // Own the bytes now: the caller may overwrite its arrays as soon as send resolves.
     const frames = enc.frames.map((f, i) => (i >= enc.borrowedFrom ? Buffer.from(f) : f));
     this.matcher.arrive({ kind: env.kind, ctx, src: this.rank, tag, meta: env.meta, frames });
     return SENT;
+  }
+
+  /** For --report: a message of `bytes` to `dest` (one to this rank is received at once, too). */
+  private count(dest: number, bytes: number): void {
+    activity!.sent(dest, bytes);
+    if (dest === this.rank) activity!.received(bytes);
   }
 
   /** A binary message to this rank: into a waiting recvInto's array, or a copy to the matcher. */

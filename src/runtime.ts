@@ -8,6 +8,7 @@ import { Communicator } from "./comm.js";
 import { ControlChannel } from "./control.js";
 import { MpiError } from "./errors.js";
 import { PointToPoint } from "./p2p.js";
+import { activity, instrument } from "./report.js";
 import { isTransportChoice, Router, TRANSPORT_CHOICES, type TransportChoice } from "./transport/index.js";
 
 interface RankState {
@@ -61,6 +62,7 @@ async function start(): Promise<RankState> {
     transport?.setPeers(table.map((a, r) => a ?? { host: `missing-${r}` }));
     control.onGone((g) => p2p.peerGone(g.rank, g.sentTo, g.how));
   }
+  if (activity) instrument(Communicator.prototype, activity);
   const world = new Communicator(
     p2p,
     Array.from({ length: size }, (_, r) => r),
@@ -90,6 +92,8 @@ export function finalize(): Promise<void> {
     // close() puts a FIN behind every pending send and waits for its acknowledgement, so it is
     // also the flush. The launcher is told only afterwards: peers that know we are gone stop
     // acknowledging us, so announcing first could leave close() waiting for a FIN-ACK forever.
+    // The report is sent before close(): the wait for peers' FIN-ACKs is the launcher's, not the rank's.
+    if (activity) await s.control?.sendAndWait({ t: "report", rank: s.world.rank, report: activity.report(s.world.rank, process.env.TSMPI_HOST_ID ?? hostname()) });
     await s.p2p.close();
     await s.control?.send({ t: "fin", rank: s.world.rank, sentTo: s.p2p.sentTo });
   })();

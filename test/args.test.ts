@@ -70,6 +70,17 @@ describe("tsmpirun arguments", () => {
   });
 });
 
+describe("--report", () => {
+  it("takes an optional format (text or json) and never the script as one", () => {
+    expect(parse(["--report", "s.ts"]).opts).toMatchObject({ report: "text", script: "s.ts" });
+    expect(parse(["--report", "json", "s.ts"]).opts).toMatchObject({ report: "json", script: "s.ts" });
+    expect(parse(["--report=json", "s.ts"]).opts.report).toBe("json");
+    expect(parse(["-report", "text", "s.ts"]).opts.report).toBe("text");
+    expect(parse(["s.ts", "--report"]).opts).toMatchObject({ report: undefined, scriptArgs: ["--report"] });
+    expect(() => parse(["--report=xml", "s.ts"])).toThrow("--report=xml: the format must be text (the default) or json");
+  });
+});
+
 describe("longTimeout", () => {
   it("waits longer than setTimeout's 2³¹ − 1 ms, and can be cleared", () => {
     vi.useFakeTimers();
