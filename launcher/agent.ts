@@ -32,6 +32,8 @@ export interface HostPlan {
   cwd: string;
   env: Record<string, string>;
   ranks: RankSpec[];
+  /** Told each rank's pid as it starts (its process group's id), to clean up after the job. */
+  onSpawn?: (pid: number) => void;
 }
 
 export interface HostEvents {
@@ -136,10 +138,11 @@ export class HostAgent implements Agent {
     });
   }
 
-  /** Signals every rank still running, with its process group (so its own children go too). */
+  /** Signals every rank's process group: the rank if it still runs, and its own children. */
   signal(sig: NodeJS.Signals): void {
     for (const r of this.running.values()) {
-      if (r.exited || r.proc.pid === undefined) continue;
+      // A rank that has exited may have left children in its group: they go too.
+      if (r.proc.pid === undefined) continue;
       try {
         process.kill(-r.proc.pid, sig);
       } catch {
@@ -150,6 +153,7 @@ export class HostAgent implements Agent {
 
   private async runRank(file: string, args: string[], spec: RankSpec): Promise<void> {
     const proc = spawnRank(file, args, this.plan.cwd, { ...this.plan.env, ...spec.env }, spec.stdin === true);
+    if (proc.pid !== undefined) this.plan.onSpawn?.(proc.pid); // its process group has its pid
     // A rank that exits or closes its input while we still write to it is not an error.
     proc.stdin?.on("error", () => {});
     const r: Running = { proc, exited: false };

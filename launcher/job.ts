@@ -92,6 +92,7 @@ export async function runJob(opts: LaunchOptions, out = new Output(opts.tagOutpu
     return await job.run({
       launchAgent,
       jobDir,
+      track: (pgid) => dir.track(pgid),
       cwd,
       command: (remote) => [process.execPath, ...nodeFlags, "--import", hooks, remote && bundle !== null ? SCRIPT : runFile, ...opts.scriptArgs],
       bundle,
@@ -104,6 +105,8 @@ export async function runJob(opts: LaunchOptions, out = new Output(opts.tagOutpu
 interface Start {
   launchAgent: string[];
   jobDir: string;
+  /** Keeps a local rank's process group, to end what is left of it with the job. */
+  track(pgid: number): void;
   cwd: string;
   command(remote: boolean): string[];
   bundle: string | null;
@@ -262,7 +265,7 @@ class Job {
       } else {
         const env: Record<string, string> = { ...inheritedEnv(), ...userEnv, TSMPI_JOB_DIR: start.jobDir };
         if (localTcp) env.TSMPI_TCP_ADDRESS = localTcp;
-        const a = new HostAgent({ host: p.host, command: start.command(false), cwd: start.cwd, env, ranks }, this.events);
+        const a = new HostAgent({ host: p.host, command: start.command(false), cwd: start.cwd, env, ranks, onSpawn: start.track }, this.events);
         for (const k of p.ranks) this.agentOf.set(k, a);
         runs.push(a.run());
       }

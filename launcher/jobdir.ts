@@ -14,7 +14,15 @@ const SHM_DIR = "/dev/shm";
 
 export interface JobDir {
   readonly path: string;
-  /** Removes the directory and any segment of the job still named in /dev/shm. Idempotent. */
+  /**
+   * A rank's process group: when the job ends, however it ends, whatever is left in it (the
+   * rank's own children) is killed.
+   */
+  track(pgid: number): void;
+  /**
+   * Kills what is left in the tracked process groups, removes the directory and any segment of
+   * the job still named in /dev/shm. Idempotent.
+   */
   remove(): void;
 }
 
@@ -50,18 +58,36 @@ function makeDirectory(): string {
 export function createJobDir(): JobDir {
   const path = makeDirectory();
   const prefix = segmentPrefix(path);
-  const script = `trap '' INT TERM HUP; while read -r _; do :; done; rm -rf -- "$1"; rm -f -- "${SHM_DIR}/$2"*`;
+  // The reaper also learns each rank's process group (a line per group; "clear" once the
+  // launcher has dealt with them itself) and kills what is left in them.
+  const script = `trap '' INT TERM HUP; pgs=; while read -r pg; do if [ "$pg" = clear ]; then pgs=; else pgs="$pgs $pg"; fi; done; for pg in $pgs; do kill -KILL "-$pg" 2>/dev/null; done; rm -rf -- "$1"; rm -f -- "${SHM_DIR}/$2"*`;
+  let stdin: Socket | null = null;
   try {
     const reaper = spawn("/bin/sh", ["-c", script, "tsmpi-reaper", path, prefix], { detached: true, stdio: ["pipe", "ignore", "ignore"] });
     reaper.on("error", () => {}); // without a shell the job still runs; only SIGKILL leaves files then
     reaper.unref();
-    (reaper.stdin as Socket | null)?.unref();
+    stdin = reaper.stdin as Socket | null;
+    stdin?.on("error", () => {});
+    stdin?.unref();
   } catch {
     // as above
   }
+  const groups: number[] = [];
   return {
     path,
+    track(pgid) {
+      groups.push(pgid);
+      stdin?.write(`${pgid}\n`);
+    },
     remove() {
+      for (const pg of groups.splice(0)) {
+        try {
+          process.kill(-pg, "SIGKILL");
+        } catch {
+          // the group is empty: nothing left of that rank
+        }
+      }
+      stdin?.write("clear\n");
       rmSync(path, { recursive: true, force: true });
       let names: string[] = [];
       try {

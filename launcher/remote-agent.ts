@@ -76,7 +76,7 @@ async function start(plan: RemotePlan): Promise<void> {
   const env: Record<string, string> = { ...inheritedEnv(), ...plan.env, TSMPI_JOB_DIR: jobDir.path };
   if (plan.multiHost) env.TSMPI_TCP_ADDRESS = plan.tcpAddress ?? ownAddresses()[0] ?? "127.0.0.1";
   agent = new HostAgent(
-    { host: plan.host, command, cwd: plan.cwd, env, ranks: plan.ranks },
+    { host: plan.host, command, cwd: plan.cwd, env, ranks: plan.ranks, onSpawn: (pid) => jobDir?.track(pid) },
     {
       control: (rank, msg) => say({ t: "control", rank, msg }),
       output: (rank, stream, line) => say({ t: "output", rank, stream, line }),

@@ -88,6 +88,26 @@ describe("tsmpirun on one machine", () => {
     expect(mid.stderr).toMatch(/tsmpirun: rank 0 \(host [^)]+\) exited with code 1 after rank 1 \(host [^)]+\) left the job early/);
   });
 
+  it("a rank's own children end with the job: after a normal end, a rank killed with SIGKILL, and tsmpirun killed with SIGKILL", async () => {
+    const normal = newMark();
+    const done = await run(["-n", "3", "-x", `TSMPI_TEST_MARK=${normal}`, fixture("spawn-child.ts"), "exit"]);
+    expect(done.exitCode).toBe(0);
+    expect(await leftovers(normal)).toEqual([]);
+    for (const victim of ["rank", "tsmpirun"] as const) {
+      const mark = newMark();
+      const job = start(["-n", "3", "-x", `TSMPI_TEST_MARK=${mark}`, fixture("spawn-child.ts")]);
+      await waitForOutput(job, "ready", 3);
+      expect(processesWith(mark).length).toBeGreaterThanOrEqual(6); // 3 ranks, 3 children (and setpriv's)
+      if (victim === "tsmpirun") job.kill("SIGKILL");
+      else {
+        const rank1 = processesWith(mark).find((pid) => readFileSync(`/proc/${pid}/environ`, "latin1").split("\0").includes("TSMPI_RANK=1") && readFileSync(`/proc/${pid}/comm`, "latin1").trim() === "node");
+        process.kill(rank1!, "SIGKILL");
+      }
+      await job;
+      expect(await leftovers(mark), victim).toEqual([]);
+    }
+  });
+
   it("a rank killed by a signal ends the job with 128 + signal", async () => {
     const mark = newMark();
     const job = start(["-n", "3", "-x", `TSMPI_TEST_MARK=${mark}`, fixture("wait-forever.ts")]);
