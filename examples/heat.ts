@@ -15,6 +15,7 @@ import { createHash } from "node:crypto";
 import { BlockGrid, finalize, init, wtime } from "tsmpi";
 import { stepJs, wasmKernel, wavefront, type Box, type Kernel, type StepFunction } from "./lib/ftcs.js";
 import { optionError, options, squareGrid } from "./lib/options.js";
+import { progress } from "./lib/progress.js";
 import { writeField } from "./lib/png.js";
 
 const opt = options(import.meta.url, "The 2D heat equation on the unit square (FTCS, u = 0 on the boundary), on a grid split over all ranks.", {
@@ -115,6 +116,8 @@ const tile = opt.tile ?? ((by + 2 * K) * rowBytes <= CACHE_BYTES ? 0 : Math.max(
 await world.barrier();
 const t0 = wtime();
 const every = opt["checkpoint-every"] ?? Infinity;
+const tick = progress("heat", opt.steps, "steps");
+tick(first);
 for (let s = first; s < opt.steps; ) {
   const k = Math.min(K, opt.steps - s, every - (s % every));
   if (tile > 0 && k > 1) {
@@ -122,6 +125,7 @@ for (let s = first; s < opt.steps; ) {
     wavefront(step, u.local, next.local, Array.from({ length: k }, (_, t) => u.updateBox(t, k) as Box), tile);
     if (k % 2 === 1) [u, next] = [next, u]; // the last step wrote `next`
     s += k;
+    tick(s);
     if (s % every === 0 && s < opt.steps) await checkpoint(s);
     continue;
   }
@@ -150,6 +154,7 @@ for (let s = first; s < opt.steps; ) {
     [u, next] = [next, u];
   }
   s += k;
+  tick(s);
   if (s % every === 0 && s < opt.steps) await checkpoint(s);
 }
 if (opt.checkpoint) await checkpoint(opt.steps);

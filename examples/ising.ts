@@ -15,6 +15,7 @@ import { createHash } from "node:crypto";
 import { BlockGrid, finalize, init, wtime } from "tsmpi";
 import { halfSweepKey, measure, siteRandom, thresholds, updateColour, type Block } from "./lib/ising.js";
 import { optionError, options, squareGrid } from "./lib/options.js";
+import { progress } from "./lib/progress.js";
 import { writeField } from "./lib/png.js";
 
 const opt = options(import.meta.url, "The 2D Ising model on a periodic lattice split over all ranks (checkerboard Metropolis).", {
@@ -106,6 +107,8 @@ const every = 2 * (opt["checkpoint-every"] ?? Infinity); // in half-sweeps
 const h0 = 2 * (restarted?.saved.sweepsDone ?? 0);
 await world.barrier();
 const t0 = wtime();
+const tick = progress("ising", therm + sweeps, "sweeps");
+tick(h0 / 2);
 /** A measured sweep whose measurement waits for the next exchange (its right and lower ghosts are stale). */
 let unmeasured = -1;
 const record = (sweep: number) => {
@@ -119,6 +122,7 @@ for (let h = h0; h < halfSweeps; ) {
   // for the last window, or one that ends at a checkpoint); a half-sweep reads only the other
   // colour, so it is a stencil step.
   const k = Math.min(K, halfSweeps - h, every - (h % every));
+  tick(h >> 1);
   await grid.exchange();
   if (unmeasured >= 0) record(unmeasured);
   unmeasured = -1;
@@ -138,6 +142,7 @@ if (unmeasured >= 0) {
   await grid.exchange();
   record(unmeasured);
 }
+tick(therm + sweeps);
 if (opt.checkpoint) await checkpoint(therm + sweeps);
 // Sums of integers: exact, so the means below are the same bits for any decomposition.
 await fold(sweeps);

@@ -13,6 +13,7 @@ import { createHash } from "node:crypto";
 import { finalize, init, taskPool, wtime } from "tsmpi";
 import { derivedSeed, runSerial, type IsingRun } from "./lib/ising.js";
 import { options } from "./lib/options.js";
+import { progress } from "./lib/progress.js";
 import { plot } from "./lib/plot.js";
 
 const opt = options(import.meta.url, "The Ising magnetisation curve: one serial Ising run per temperature, handed out by a task pool.", {
@@ -24,7 +25,7 @@ const opt = options(import.meta.url, "The Ising magnetisation curve: one serial 
   therm: { kind: "int", default: 1000, min: 0, help: "thermalisation sweeps per temperature" },
   seed: { kind: "int", default: 1, help: "base random seed" },
   png: { kind: "string", output: true, help: "plot |m| and e against T to this PNG file" },
-  progress: { kind: "flag", help: "a progress line on stderr while it runs" },
+  progress: { kind: "flag", help: "a progress line on stderr while it runs, even when stderr is not a terminal" },
   json: { kind: "flag", help: "print one JSON line (rank 0)" },
 });
 const { L, Tmin, Tmax, points, sweeps, therm, seed } = opt;
@@ -43,16 +44,12 @@ const t0 = wtime();
 const results = await taskPool(world, { simulate }, async (pool) => {
   const out = new Array<{ absMagnetization: number; energy: number }>(points);
   const tasks = T.map((t, i): IsingRun => ({ L, T: t, sweeps, therm, seed: derivedSeed(seed, i) }));
-  let done = 0, said = 0;
+  const tick = progress("sweep", points, "temperatures", opt.progress);
+  tick(0);
+  let done = 0;
   for await (const { index, value } of pool.imapUnordered(simulate, tasks)) {
     out[index] = value;
-    done++;
-    // A line at most every 2 s and at the end (tsmpirun forwards whole lines, so no \r tricks).
-    const elapsed = wtime() - t0;
-    if (opt.progress && (elapsed - said >= 2 || done === points)) {
-      said = elapsed;
-      process.stderr.write(`sweep: ${done}/${points} temperatures done, ${elapsed.toFixed(1)} s elapsed, ~${((elapsed / done) * (points - done)).toFixed(1)} s left\n`);
-    }
+    tick(++done);
   }
   return out;
 });

@@ -168,6 +168,8 @@ class Job {
         TSMPI_LOCAL_SIZE: String(p.ranks.length),
         TSMPI_HOST_ID: p.host,
         ...(this.opts.report ? { TSMPI_REPORT: "1" } : {}),
+        // Ranks write to pipes; this tells them a person watches (progress lines, say).
+        ...(process.stderr.isTTY ? { TSMPI_STDERR_TTY: "1" } : {}),
       },
     }));
   }

@@ -1,11 +1,12 @@
 // BlockGrid and the two solvers through real launches: exchange against a globally indexed
 // field, bit-identical fields for every rank count, and the physics the examples must get right.
+import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PNG } from "pngjs";
 import { describe, expect, it } from "vitest";
-import { eventually, fixture, leftovers, newMark, run, start, TRANSPORTS } from "./helpers.js";
+import { CLI, eventually, fixture, leftovers, newMark, ROOT, run, start, TRANSPORTS } from "./helpers.js";
 
 /** Runs an example with --json and returns rank 0's JSON line (the last line of stdout). */
 async function json(n: number, args: string[]): Promise<Record<string, number | string>> {
@@ -233,6 +234,22 @@ describe("checkpoint and restart in the examples", () => {
 });
 
 describe("the examples' command lines", () => {
+  it("a progress line on rank 0 when tsmpirun's stderr is a terminal, none when it is piped", async () => {
+    // `script` (util-linux) runs tsmpirun on a pseudo-terminal, as a person at a terminal would.
+    const cli = `${process.execPath} ${CLI}`;
+    for (const [example, line] of [
+      ["examples/heat.ts --n 64 --steps 100", /^heat: 100\/100 steps \(100 %\), [\d.]+ s elapsed, ~0\.0 s left\r?$/m],
+      ["examples/ising.ts --L 32 --sweeps 20 --therm 5", /^ising: 25\/25 sweeps \(100 %\), [\d.]+ s elapsed, ~0\.0 s left\r?$/m],
+    ] as const) {
+      const tty = spawnSync("script", ["-qec", `${cli} -n 3 ${example}`, "/dev/null"], { cwd: ROOT, encoding: "utf8", timeout: 60_000 });
+      expect(tty.status, tty.stdout).toBe(0);
+      expect(tty.stdout).toMatch(line);
+      expect(tty.stdout.match(/ \(100 %\)/g)).toHaveLength(1); // rank 0 only
+      const piped = await run(["-n", "3", ...example.split(" ")]);
+      expect(piped.stderr).toBe("");
+    }
+  });
+
   it("--help prints every option once and exits 0; bad values are said once by rank 0 with status 2", async () => {
     for (const example of ["heat", "ising", "sweep"]) {
       const help = await run(["-n", "3", `examples/${example}.ts`, "--help"]);

@@ -76,6 +76,6 @@ describe("examples/sweep.ts", () => {
   it("prints progress lines on stderr with --progress", async () => {
     const r = await run(["-n", "2", "examples/sweep.ts", "--L", "8", "--points", "3", "--sweeps", "50", "--therm", "10", "--progress"]);
     expect(r.exitCode).toBe(0);
-    expect(r.stderr).toMatch(/^sweep: 3\/3 temperatures done, [\d.]+ s elapsed, ~0\.0 s left$/m);
+    expect(r.stderr).toMatch(/^sweep: 3\/3 temperatures \(100 %\), [\d.]+ s elapsed, ~0\.0 s left$/m);
   });
 });
