@@ -15,27 +15,39 @@ import { decode, decodeInto, payloadBytes, type TypedArray } from "./wire.js";
 
 /** What `probe`/`iprobe` report about a message that has arrived. */
 export interface Status {
+  /** Rank of the sender in this communicator. */
   source: number;
+  /** The message's tag. */
   tag: number;
   /** Payload size in bytes. */
   bytes: number;
 }
 
+/** What `recvMessage` resolves with: the value and where it came from. */
 export interface Message<T = unknown> {
+  /** The value sent, with its class (see "What can be sent" in the README). */
   data: T;
+  /** Rank of the sender in this communicator. */
   source: number;
+  /** The message's tag. */
   tag: number;
 }
 
+/** What `recvInto`/`sendrecvInto` resolve with. */
 export interface RecvIntoStatus {
+  /** Rank of the sender in this communicator. */
   source: number;
+  /** The message's tag. */
   tag: number;
   /** Elements written into the array. */
   count: number;
 }
 
+/** Tags of `sendrecv`/`sendrecvInto`'s two halves. */
 export interface SendRecvTags {
+  /** Tag of the message sent. Default 0. */
   sendTag?: number;
+  /** Tag to receive, or ANY_TAG (the default). */
   recvTag?: number;
 }
 
@@ -57,8 +69,18 @@ function describe(v: unknown): string {
 const usedContexts = new Set<number>([0]);
 let nextContext = 1;
 
+/**
+ * A group of ranks with its own message space (MPI_Comm): `init()` gives the world, and `split`,
+ * `dup` and `cart` make others. Every call returns a Promise; any number may be in flight at
+ * once (`Promise.all` is MPI's waitall), except that collectives must be called by every rank of
+ * the communicator in the same order. Calls reject with `MpiError` (or a subclass) for bad
+ * arguments, values that cannot be sent, and peers that have gone; every call after
+ * `finalize()` rejects too.
+ */
 export class Communicator {
+  /** This rank's number in the communicator, 0 … size − 1. */
   readonly rank: number;
+  /** How many ranks the communicator has. */
   readonly size: number;
   private readonly ptpCtx: number;
   private readonly collCtx: number;
@@ -84,7 +106,13 @@ export class Communicator {
 
   // ---- point to point -------------------------------------------------------------------------
 
-  /** Sends `data` to `dest`; resolves when `data` may be reused. */
+  /**
+   * Sends `data` (anything structured clone accepts; typed arrays travel as raw bytes) to `dest`
+   * with `tag`; resolves when `data` may be reused (at once for small messages, once the receiver
+   * has the bytes for large arrays). Sends to one rank on one tag arrive in order.
+   * @throws MpiError for a `dest` or `tag` out of range or a value that cannot be sent;
+   *   RankFailedError when `dest` has finalized or exited.
+   */
   send(data: unknown, dest: number, tag = 0): Promise<void> {
     // Not an async function: a send that completes at once returns the engine's own resolved
     // promise instead of wrapping it in another (a visible share of an 8-byte message).
@@ -116,17 +144,30 @@ export class Communicator {
   // The receives below are not async functions: each resolves with the engine's own promise
   // (see PointToPoint.receive), one turn of the microtask queue per layer saved.
 
-  /** Receives the next matching message and returns its data. */
+  /**
+   * Receives the next message from `source` (or ANY_SOURCE) with `tag` (or ANY_TAG) and returns
+   * its value. Several receives may be posted at once; they match in the order they were posted.
+   * @throws MpiError for a bad `source` or `tag`; RankFailedError when `source` has finalized or
+   *   exited and sent nothing that matches.
+   */
   recv<T = unknown>(source: number = ANY_SOURCE, tag: number = ANY_TAG): Promise<T> {
     return this.receive("recv", source, tag, undefined, (m) => this.decode(m, "recv") as T, noData as () => T);
   }
 
-  /** Receives the next matching message with its source and tag. */
+  /**
+   * As `recv`, with the sender and the tag (useful with ANY_SOURCE/ANY_TAG).
+   * @throws as `recv`.
+   */
   recvMessage<T = unknown>(source: number = ANY_SOURCE, tag: number = ANY_TAG): Promise<Message<T>> {
     return this.receive("recv", source, tag, undefined, (m) => ({ data: this.decode(m, "recv") as T, source: this.localOf(m.src), tag: m.tag }), noMessage as () => Message<T>);
   }
 
-  /** Receives a binary message into `buffer`; rejects with TruncateError if it does not fit. */
+  /**
+   * Receives a typed-array or binary message straight into `buffer` (no new array); `count` is
+   * the number of elements written.
+   * @throws TruncateError when the message is larger than `buffer` or not a whole number of its
+   *   elements; MpiError when it is not binary; otherwise as `recv`.
+   */
   recvInto(buffer: TypedArray, source: number = ANY_SOURCE, tag: number = ANY_TAG): Promise<RecvIntoStatus> {
     try {
       this.live("recvInto");
@@ -162,7 +203,11 @@ export class Communicator {
     return this.p2p.receive(this.ptpCtx, this.worldOf(source), tag, this.group, into, finish);
   }
 
-  /** Sends to `dest` and receives from `source` at the same time (no deadlock between pairs). */
+  /**
+   * Sends to `dest` and receives from `source` at the same time, so pairs of ranks exchanging
+   * with each other never deadlock. The send starts first; if it cannot start, no receive is posted.
+   * @throws as `send` and `recv`.
+   */
   async sendrecv<T = unknown>(data: unknown, dest: number, source: number = dest, tags: SendRecvTags = {}): Promise<T> {
     const { sendTag = 0, recvTag = ANY_TAG } = tags;
     // Everything that can fail at once fails before the receive is posted: a receive left
@@ -174,7 +219,10 @@ export class Communicator {
     return got;
   }
 
-  /** `sendrecv` for typed arrays, receiving into `recvBuffer`. */
+  /**
+   * `sendrecv` for typed arrays, receiving into `recvBuffer`.
+   * @throws as `send` and `recvInto`.
+   */
   async sendrecvInto(sendBuffer: TypedArray, dest: number, recvBuffer: TypedArray, source: number = dest, tags: SendRecvTags = {}): Promise<RecvIntoStatus> {
     const { sendTag = 0, recvTag = ANY_TAG } = tags;
     this.checkArray("sendrecvInto", recvBuffer);
@@ -185,7 +233,11 @@ export class Communicator {
     return st;
   }
 
-  /** Waits until a matching message has arrived, without receiving it. */
+  /**
+   * Waits until a matching message has arrived, without receiving it (the next matching receive
+   * gets it).
+   * @throws as `recv`.
+   */
   async probe(source: number = ANY_SOURCE, tag: number = ANY_TAG): Promise<Status> {
     this.live("probe");
     this.checkRank("probe", "source", source, true);
@@ -209,20 +261,30 @@ export class Communicator {
   // passes alike (root, op) are checked before the call takes its place in that order, so a
   // mistake rejects on every rank and the calls after it still line up.
 
-  /** Resolves once every rank of the communicator has called barrier. */
+  /**
+   * Resolves once every rank of the communicator has called barrier.
+   * @throws RankFailedError when a rank of the communicator has gone.
+   */
   async barrier(): Promise<void> {
     const ch = this.collective("barrier");
     return this.settle(ch, await coll.barrier(ch));
   }
 
-  /** The root's `value` on every rank (`value` is ignored elsewhere). */
+  /**
+   * The root's `value` on every rank (`value` is ignored elsewhere). Collective.
+   * @throws MpiError for a bad root, or on every rank when the root's value cannot be sent.
+   */
   async bcast<T>(value: T, root = 0): Promise<T> {
     this.checkRoot("bcast", root);
     const ch = this.collective("bcast");
     return this.settle(ch, await coll.bcast(ch, value, root));
   }
 
-  /** `op` over every rank's value, on `root`; undefined on the other ranks. */
+  /**
+   * `op` over every rank's value, combined in rank order, on `root`; undefined on the other
+   * ranks. Collective.
+   * @throws MpiError for a bad root or op, or values that do not reduce together.
+   */
   async reduce<T>(value: T, op: Op<T> = "sum", root = 0): Promise<T | undefined> {
     this.checkRoot("reduce", root);
     checkOp("reduce", op);
@@ -230,47 +292,70 @@ export class Communicator {
     return this.settle(ch, await coll.reduce(ch, value, op as Op, root));
   }
 
-  /** `op` over every rank's value, on every rank, with the same bits everywhere. */
+  /**
+   * `op` over every rank's value, on every rank, with the same bits everywhere. Collective.
+   * @throws MpiError on every rank for a bad op, values that do not reduce together, or a user
+   *   op that throws on any rank.
+   */
   async allreduce<T>(value: T, op: Op<T> = "sum"): Promise<T> {
     checkOp("allreduce", op);
     const ch = this.collective("allreduce");
     return this.settle(ch, await coll.allreduce(ch, value, op as Op));
   }
 
-  /** Every rank's value in rank order, on `root`; undefined on the other ranks. */
+  /**
+   * Every rank's value in rank order, on `root`; undefined on the other ranks. Collective.
+   * @throws MpiError for a bad root; on the root when some rank's value cannot be sent.
+   */
   async gather<T>(value: T, root = 0): Promise<T[] | undefined> {
     this.checkRoot("gather", root);
     const ch = this.collective("gather");
     return this.settle(ch, await coll.gather(ch, value, root));
   }
 
-  /** Every rank's value in rank order, on every rank. */
+  /**
+   * Every rank's value in rank order, on every rank. Collective.
+   * @throws MpiError on every rank when some rank's value cannot be sent.
+   */
   async allgather<T>(value: T): Promise<T[]> {
     const ch = this.collective("allgather");
     return this.settle(ch, await coll.allgather(ch, value));
   }
 
-  /** `values[r]` of the root to rank r (`values` is read on the root only). */
+  /**
+   * `values[r]` of the root to rank r (`values` is read on the root only). Collective.
+   * @throws MpiError on every rank when the root's `values` is not an array of `size`.
+   */
   async scatter<T>(values: readonly T[] | null | undefined, root = 0): Promise<T> {
     this.checkRoot("scatter", root);
     const ch = this.collective("scatter");
     return this.settle(ch, await coll.scatter(ch, values, root));
   }
 
-  /** Sends `values[r]` to rank r and returns, in rank order, what every rank sent to this one. */
+  /**
+   * Sends `values[r]` to rank r and returns, in rank order, what every rank sent to this one.
+   * Collective.
+   * @throws MpiError when some rank's `values` is not an array of `size`.
+   */
   async alltoall<T>(values: readonly T[]): Promise<T[]> {
     const ch = this.collective("alltoall");
     return this.settle(ch, await coll.alltoall(ch, values));
   }
 
-  /** Inclusive prefix reduction: rank r gets v0 op … op vr. */
+  /**
+   * Inclusive prefix reduction: rank r gets v0 op … op vr. Collective.
+   * @throws as `allreduce`.
+   */
   async scan<T>(value: T, op: Op<T> = "sum"): Promise<T> {
     checkOp("scan", op);
     const ch = this.collective("scan");
     return this.settle(ch, await coll.scan(ch, value, op as Op));
   }
 
-  /** Exclusive prefix reduction: rank r gets v0 op … op v(r−1); undefined on rank 0. */
+  /**
+   * Exclusive prefix reduction: rank r gets v0 op … op v(r−1); undefined on rank 0. Collective.
+   * @throws as `allreduce`.
+   */
   async exscan<T>(value: T, op: Op<T> = "sum"): Promise<T | undefined> {
     checkOp("exscan", op);
     const ch = this.collective("exscan");
@@ -296,7 +381,9 @@ export class Communicator {
     return new Communicator(this.p2p, members, ctx);
   }
 
-  /** The same group with a message space of its own. Collective. */
+  /**
+   * The same group with a message space of its own (for a library's messages, say). Collective.
+   */
   async dup(): Promise<Communicator> {
     const { ctx } = await this.agreeContext("dup", null);
     return new Communicator(this.p2p, this.group, ctx);
@@ -451,14 +538,17 @@ export class CartComm extends Communicator {
     this.coords = geometry.coordsOf(this.rank);
   }
 
+  /** Ranks along each dimension. */
   get dims(): readonly number[] {
     return this.geometry.dims;
   }
 
+  /** Whether each dimension wraps around. */
   get periodic(): readonly boolean[] {
     return this.geometry.periodic;
   }
 
+  /** Number of dimensions. */
   get ndims(): number {
     return this.geometry.ndims;
   }
@@ -473,6 +563,7 @@ export class CartComm extends Communicator {
     return this.geometry.rankAt(coords);
   }
 
+  /** The coordinates of `rank`. */
   coordsOf(rank: number): number[] {
     return this.geometry.coordsOf(rank);
   }

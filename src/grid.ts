@@ -18,13 +18,24 @@ const FILE_TAG = 1 << 20;
 /** "star": faces only (5-point, 7-point stencils); "box": faces, edges and corners (9-point). */
 export type Stencil = "star" | "box";
 
+/** What `BlockGrid.load` resolves with. */
+export interface LoadedGrid<A extends TypedArray> {
+  /** The new grid, each rank's block read from the file. */
+  grid: BlockGrid<A>;
+  /** The metadata saved with it (`{}` for a plain .npy file). */
+  meta: Record<string, unknown>;
+}
+
 /** A typed-array class, e.g. Float64Array. */
 export interface ArrayClass<A extends TypedArray> {
   new (length: number): A;
+  /** Bytes per element. */
   readonly BYTES_PER_ELEMENT: number;
+  /** The class's name, e.g. "Float64Array". */
   readonly name: string;
 }
 
+/** Options of `BlockGrid.create` (and, but for `shape` and `dtype`, of `BlockGrid.load`). */
 export interface BlockGridOptions<A extends TypedArray> {
   /** Global interior size per dimension (no ghosts), e.g. [ny, nx]. */
   shape: readonly number[];
@@ -70,6 +81,13 @@ export function blockRange(n: number, p: number, c: number): [start: number, len
   return [c * q + Math.min(c, r), q + (c < r ? 1 : 0)];
 }
 
+/**
+ * A global array split into one block per rank of a Cartesian communicator, each block padded
+ * with `ghost` layers that `exchange()` fills from the neighbours; `save`/`load` checkpoint it as
+ * a NumPy `.npy` file. Make one with `BlockGrid.create` or `BlockGrid.load` (collective). Its
+ * calls are collective over the cart and are made one at a time: the grid's messages use fixed
+ * tags on a private communicator.
+ */
 export class BlockGrid<A extends TypedArray = Float64Array> {
   /** This rank's block plus ghost layers, row-major (the last dimension varies fastest). */
   readonly local: A;
@@ -81,14 +99,19 @@ export class BlockGrid<A extends TypedArray = Float64Array> {
   readonly paddedShape: readonly number[];
   /** Element strides of `local` per dimension (for writing your own loops). */
   readonly strides: readonly number[];
+  /** The global array's size per dimension (no ghosts). */
   readonly shape: readonly number[];
+  /** Ghost layers on every side. */
   readonly ghost: number;
+  /** Which ghost cells `exchange()` fills. */
   readonly stencil: Stencil;
+  /** The element type. */
   readonly dtype: ArrayClass<A>;
   /** Faces per dimension: [lower side, upper side], null where there is no neighbour. */
   private readonly faces: (Face | null)[][];
 
   private constructor(
+    /** The communicator the grid is split over. */
     readonly cart: CartComm,
     /** Private duplicate of `cart`: the grid's messages never meet the user's. */
     private readonly comm: Communicator,
@@ -297,7 +320,7 @@ export class BlockGrid<A extends TypedArray = Float64Array> {
     cart: CartComm,
     file: string,
     options: Partial<BlockGridOptions<A>> = {},
-  ): Promise<{ grid: BlockGrid<A>; meta: Record<string, unknown> }> {
+  ): Promise<LoadedGrid<A>> {
     const where = `BlockGrid.load(${JSON.stringify(file)})`;
     type Plan = { error?: string; path?: string; descr?: NpyDescr; shape?: number[]; dataOffset?: number; meta?: Record<string, unknown>; identity?: string };
     let plan: Plan = {};

@@ -6,5 +6,5 @@ export { MpiError, TruncateError, RankFailedError, TimeoutError, TaskError } fro
 export type { TypedArray } from "./wire.js";
 export { dimsCreate, type CartOptions, type Shift } from "./topology.js";
 export type { Op, OpName, OpFunction, Reducible } from "./op.js";
-export { BlockGrid, type BlockGridOptions, type Stencil, type ArrayClass } from "./grid.js";
-export { taskPool, type Pool, type TaskPoolOptions, type MapOptions, type TaskFunction, type TaskFunctions } from "./pool.js";
+export { BlockGrid, type BlockGridOptions, type LoadedGrid, type Stencil, type ArrayClass } from "./grid.js";
+export { taskPool, type Pool, type TaskPoolOptions, type MapOptions, type TaskFunction, type TaskFunctions, type TaskItem, type TaskResult, type Finished } from "./pool.js";

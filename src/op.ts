@@ -6,8 +6,17 @@
 import { MpiError } from "./errors.js";
 import { isTypedArray, type TypedArray, type TypedArrayConstructor } from "./wire.js";
 
+/**
+ * The built-in reduction ops (MPI_SUM … MPI_BXOR): on numbers, bigints and typed arrays
+ * (element-wise); `land`/`lor`/`band`/`bor`/`bxor` also on booleans.
+ */
 export type OpName = "sum" | "prod" | "min" | "max" | "land" | "lor" | "band" | "bor" | "bxor";
+/**
+ * A user reduction: `a` from the lower ranks, `b` from the higher; assumed associative, not
+ * commutative (operands are always combined in rank order). It may throw: the call then rejects.
+ */
 export type OpFunction<T = unknown> = (a: T, b: T) => T;
+/** What `reduce`, `allreduce`, `scan` and `exscan` take: a built-in op by name, or a function. */
 export type Op<T = unknown> = OpName | OpFunction<T>;
 
 /** Values the built-in ops reduce. */

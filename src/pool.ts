@@ -12,11 +12,25 @@ import { MpiError, TaskError } from "./errors.js";
 /** A task function: takes one item (anything `send` accepts), returns a value or a Promise of one. */
 // `never` as the parameter type makes every one-argument function assignable here.
 export type TaskFunction = (item: never) => unknown;
+/** The task functions of a pool by name: every rank passes the same ones to `taskPool`. */
 export type TaskFunctions = Record<string, TaskFunction>;
 
-type Item<Fn> = Fn extends (item: infer A) => unknown ? A : never;
-type Result<Fn> = Fn extends (...args: never[]) => infer R ? Awaited<R> : never;
+/** The item type a task function takes. */
+export type TaskItem<Fn> = Fn extends (item: infer A) => unknown ? A : never;
+/** What a task function's promise resolves with (or what it returns). */
+export type TaskResult<Fn> = Fn extends (...args: never[]) => infer R ? Awaited<R> : never;
+type Item<Fn> = TaskItem<Fn>;
+type Result<Fn> = TaskResult<Fn>;
 
+/** What `imapUnordered` yields for each task as it finishes. */
+export interface Finished<T> {
+  /** The item's index in the input. */
+  index: number;
+  /** The task's result. */
+  value: T;
+}
+
+/** Options of `map` and `imapUnordered`. */
 export interface MapOptions {
   /** Items sent to a worker at a time (fewer messages for many tiny tasks). Default 1. */
   chunksize?: number;
@@ -24,19 +38,42 @@ export interface MapOptions {
 
 /** What the body of `taskPool` gets on the root. */
 export interface Pool<F extends TaskFunctions> {
-  /** Runs `fn` on every item; results in input order. Rejects with TaskError if a task throws. */
+  /**
+   * Runs the task function named `fn` on every item, on whichever worker is free; results in
+   * input order. Several calls may be in flight at once.
+   * @throws TaskError when a task throws (the queued tasks of this call are dropped) or its items cannot be sent.
+   */
   map<K extends keyof F & string>(fn: K, items: Iterable<Item<F[K]>>, options?: MapOptions): Promise<Result<F[K]>[]>;
+  /**
+   * `map` with the task function itself (one of those given to `taskPool`) instead of its name.
+   * @throws as the other form.
+   */
   map<Fn extends F[keyof F]>(fn: Fn, items: Iterable<Item<Fn>>, options?: MapOptions): Promise<Result<Fn>[]>;
-  /** Runs one task. */
+  /**
+   * Runs one task on whichever worker is free.
+   * @throws TaskError when the task throws or its item cannot be sent.
+   */
   submit<K extends keyof F & string>(fn: K, item: Item<F[K]>): Promise<Result<F[K]>>;
+  /**
+   * `submit` with the task function itself.
+   * @throws as the other form.
+   */
   submit<Fn extends F[keyof F]>(fn: Fn, item: Item<Fn>): Promise<Result<Fn>>;
-  /** Yields `{ index, value }` as tasks finish; throws TaskError (and stops) if a task throws. */
-  imapUnordered<K extends keyof F & string>(fn: K, items: Iterable<Item<F[K]>>, options?: MapOptions): AsyncIterableIterator<{ index: number; value: Result<F[K]> }>;
-  imapUnordered<Fn extends F[keyof F]>(fn: Fn, items: Iterable<Item<Fn>>, options?: MapOptions): AsyncIterableIterator<{ index: number; value: Result<Fn> }>;
+  /**
+   * Yields `{ index, value }` as tasks finish, in the order they finish.
+   * @throws TaskError (and stops) when a task throws.
+   */
+  imapUnordered<K extends keyof F & string>(fn: K, items: Iterable<Item<F[K]>>, options?: MapOptions): AsyncIterableIterator<Finished<Result<F[K]>>>;
+  /**
+   * `imapUnordered` with the task function itself.
+   * @throws as the other form.
+   */
+  imapUnordered<Fn extends F[keyof F]>(fn: Fn, items: Iterable<Item<Fn>>, options?: MapOptions): AsyncIterableIterator<Finished<Result<Fn>>>;
   /** Ranks that run tasks (the root itself when it is alone). */
   readonly workers: readonly number[];
 }
 
+/** Options of `taskPool`. */
 export interface TaskPoolOptions {
   /** The rank that runs the body. Default 0. */
   root?: number;

@@ -5,6 +5,7 @@
 import { PROC_NULL } from "./constants.js";
 import { MpiError } from "./errors.js";
 
+/** Options of `Communicator.cart`. */
 export interface CartOptions {
   /** One flag per dimension: whether it wraps around. Default: none wraps. */
   periodic?: readonly boolean[];
@@ -14,7 +15,9 @@ export interface CartOptions {
 
 /** Source and destination of a shift along one dimension (MPI_Cart_shift). */
 export interface Shift {
+  /** The rank `disp` steps back: where data shifted forward comes from (PROC_NULL off an edge). */
   source: number;
+  /** The rank `disp` steps ahead: where this rank's data goes (PROC_NULL off an edge). */
   dest: number;
 }
 

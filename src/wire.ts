@@ -37,6 +37,7 @@ const BINARY_TYPES = [
 /** How many type codes a raw payload may carry (checked on every message that arrives). */
 export const BINARY_TYPE_COUNT = BINARY_TYPES.length;
 
+/** Every typed-array class: what travels as raw bytes, and what `recvInto` receives into. */
 export type TypedArray =
   | Int8Array
   | Uint8Array
