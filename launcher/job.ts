@@ -5,7 +5,7 @@
  * becomes the launcher's (128 + signal number for a signal).
  */
 import { existsSync, readFileSync, statSync } from "node:fs";
-import { hostname } from "node:os";
+import { hostname, totalmem } from "node:os";
 import { constants as osConstants } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -74,6 +74,7 @@ export async function runJob(opts: LaunchOptions, out = new Output(opts.tagOutpu
   const placements: Placement[] = hosts
     .map((h, i) => ({ host: h.name, ranks: perHost[i]!, remote: source !== "local" && viaAgent(h.name) }))
     .filter((p) => p.ranks.length > 0);
+  checkMemory(placements.filter((p) => !p.remote).reduce((a, p) => a + p.ranks.length, 0));
 
   // Per-job directory: this host's ipc sockets and the compiled script, so jobs never collide.
   const dir = createJobDir();
@@ -100,6 +101,20 @@ export async function runJob(opts: LaunchOptions, out = new Output(opts.tagOutpu
   } finally {
     dir.remove();
   }
+}
+
+/** Least memory a Node.js rank takes (its heap, code and buffers: 40–60 MB measured here). */
+const RANK_BYTES = 30 << 20;
+
+/**
+ * Refuses to start more ranks here than this machine's memory could hold, instead of spawning
+ * until the machine swaps or the kernel kills processes (`-n 100000` by a slip of the finger).
+ */
+function checkMemory(localRanks: number): void {
+  const need = localRanks * RANK_BYTES;
+  if (need <= totalmem()) return;
+  const gb = (b: number) => `${(b / 2 ** 30).toFixed(1)} GB`;
+  throw new UsageError(`-n ${localRanks}: that many ranks on this machine need at least ${gb(need)} of memory (${RANK_BYTES >> 20} MB each) and it has ${gb(totalmem())}; use fewer ranks, or other hosts (--host, --hostfile)`);
 }
 
 interface Start {

@@ -163,6 +163,16 @@ describe("tsmpirun on one machine", () => {
     expect(r.exitCode).toBe(0);
   });
 
+  it("-n far beyond this machine's memory is refused at once, before any rank starts", async () => {
+    const mark = newMark();
+    const t0 = Date.now();
+    const r = await run(["-n", "100000", "-x", `TSMPI_TEST_MARK=${mark}`, "examples/hello.ts"]);
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toMatch(/^tsmpirun: -n 100000: that many ranks on this machine need at least 2929\.7 GB of memory \(30 MB each\) and it has [\d.]+ GB; use fewer ranks, or other hosts \(--host, --hostfile\)$/m);
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    expect(processesWith(mark)).toEqual([]);
+  });
+
   it("a TMPDIR that does not exist is a clear error; one too long for socket names falls back to /tmp", async () => {
     const missing = await run(["-n", "2", "examples/hello.ts"], { env: { TMPDIR: "/no/such/dir" } });
     expect(missing.exitCode).toBe(1);
