@@ -34,6 +34,30 @@ export interface Channel {
   recvInto(source: number, into: TypedArray): Promise<void>;
 }
 
+/**
+ * What a collective call is, as every message of the call carries it (in the header's meta,
+ * above the payload's type code): the call (5 bits), the op (4 bits) and the root + 1 (15 bits,
+ * 0 for none). A rank that receives a message of another call at the same point of the
+ * communicator's sequence knows the ranks called different collectives.
+ */
+const CALLS = ["barrier", "bcast", "reduce", "allreduce", "gather", "allgather", "scatter", "alltoall", "scan", "exscan", "split", "dup", "cart"];
+const OPS = ["sum", "prod", "min", "max", "land", "lor", "band", "bor", "bxor"];
+const FUNCTION_OP = 15;
+
+export function signature(call: string, root: number | undefined, op: Op | undefined): number {
+  const c = CALLS.indexOf(call) + 1; // 0: a call not in the list
+  const o = op === undefined ? 0 : typeof op === "function" ? FUNCTION_OP : OPS.indexOf(op) + 1;
+  const r = root === undefined ? 0 : (root + 1) & 0x7fff;
+  return c | (o << 5) | (r << 9);
+}
+
+/** A signature in words: "bcast (root 0)", "allreduce (op max)", "reduce (root 2, a function op)". */
+export function describeSignature(sig: number): string {
+  const c = sig & 31, o = (sig >>> 5) & 15, r = sig >>> 9;
+  const parts = [r > 0 ? `root ${r - 1}` : "", o === FUNCTION_OP ? "a function op" : o > 0 ? `op ${OPS[o - 1]}` : ""].filter((x) => x);
+  return `${CALLS[c - 1] ?? "a collective"}${parts.length > 0 ? ` (${parts.join(", ")})` : ""}`;
+}
+
 /** Typed arrays from this size on are reduced with the ring algorithms. */
 export const RING_BYTES = 512 * 1024;
 

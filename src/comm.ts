@@ -67,6 +67,26 @@ function describe(v: unknown): string {
  * when several are being created at once (MPICH does the same with a bit mask).
  */
 const usedContexts = new Set<number>([0]);
+
+/** Communicators by collective context, to check collective messages as they arrive. */
+const byCollectiveContext = new Map<number, Communicator>();
+/** Collective messages for communicators this rank has not made yet (the first few of each). */
+const unclaimed = new Map<number, Incoming[]>();
+const UNCLAIMED_KEPT = 64;
+
+function collectiveArrival(m: Incoming): boolean {
+  const comm = byCollectiveContext.get(m.ctx);
+  if (comm) return comm.arrival(m);
+  let list = unclaimed.get(m.ctx);
+  if (!list) unclaimed.set(m.ctx, (list = []));
+  if (list.length < UNCLAIMED_KEPT) list.push(m);
+  return m.tag === ABORT_TAG; // kept here, not for any receive
+}
+
+/** Tag of the notice that ends a communicator's collectives (beyond every sequence number). */
+const ABORT_TAG = 0xffffffff;
+/** How many recent collective calls a rank remembers the signature of. */
+const SIGS_KEPT = 4096;
 let nextContext = 1;
 
 /**
@@ -85,6 +105,12 @@ export class Communicator {
   private readonly ptpCtx: number;
   private readonly collCtx: number;
   private collSeq = 0;
+  /** Signature of this rank's recent collective calls, by sequence number (see collectives.signature). */
+  private readonly sigs = new Map<number, number>();
+  /** Collective messages that arrived before this rank reached their call. */
+  private readonly early = new Map<number, { sig: number; src: number }>();
+  /** Set once the ranks called different collectives: every collective after rejects with it. */
+  private collFailure: string | null = null;
   /** World rank → rank in this communicator; null for the world itself (identity). */
   private readonly local: Map<number, number> | null;
 
@@ -102,6 +128,13 @@ export class Communicator {
     this.collCtx = 2 * contextId + 1;
     const isWorld = contextId === 0;
     this.local = isWorld ? null : new Map(group.map((w, r) => [w, r]));
+    byCollectiveContext.set(this.collCtx, this);
+    p2p.collectiveArrival ??= collectiveArrival;
+    // Collective messages can come before this rank has finished making the communicator (a
+    // faster rank already uses it): look at them now.
+    const early = unclaimed.get(this.collCtx);
+    unclaimed.delete(this.collCtx);
+    for (const m of early ?? []) this.arrival(m);
   }
 
   // ---- point to point -------------------------------------------------------------------------
@@ -276,7 +309,7 @@ export class Communicator {
    */
   async bcast<T>(value: T, root = 0): Promise<T> {
     this.checkRoot("bcast", root);
-    const ch = this.collective("bcast");
+    const ch = this.collective("bcast", root);
     return this.settle(ch, await coll.bcast(ch, value, root));
   }
 
@@ -288,7 +321,7 @@ export class Communicator {
   async reduce<T>(value: T, op: Op<T> = "sum", root = 0): Promise<T | undefined> {
     this.checkRoot("reduce", root);
     checkOp("reduce", op);
-    const ch = this.collective("reduce");
+    const ch = this.collective("reduce", root, op as Op);
     return this.settle(ch, await coll.reduce(ch, value, op as Op, root));
   }
 
@@ -299,7 +332,7 @@ export class Communicator {
    */
   async allreduce<T>(value: T, op: Op<T> = "sum"): Promise<T> {
     checkOp("allreduce", op);
-    const ch = this.collective("allreduce");
+    const ch = this.collective("allreduce", undefined, op as Op);
     return this.settle(ch, await coll.allreduce(ch, value, op as Op));
   }
 
@@ -309,7 +342,7 @@ export class Communicator {
    */
   async gather<T>(value: T, root = 0): Promise<T[] | undefined> {
     this.checkRoot("gather", root);
-    const ch = this.collective("gather");
+    const ch = this.collective("gather", root);
     return this.settle(ch, await coll.gather(ch, value, root));
   }
 
@@ -328,7 +361,7 @@ export class Communicator {
    */
   async scatter<T>(values: readonly T[] | null | undefined, root = 0): Promise<T> {
     this.checkRoot("scatter", root);
-    const ch = this.collective("scatter");
+    const ch = this.collective("scatter", root);
     return this.settle(ch, await coll.scatter(ch, values, root));
   }
 
@@ -348,7 +381,7 @@ export class Communicator {
    */
   async scan<T>(value: T, op: Op<T> = "sum"): Promise<T> {
     checkOp("scan", op);
-    const ch = this.collective("scan");
+    const ch = this.collective("scan", undefined, op as Op);
     return this.settle(ch, await coll.scan(ch, value, op as Op));
   }
 
@@ -358,7 +391,7 @@ export class Communicator {
    */
   async exscan<T>(value: T, op: Op<T> = "sum"): Promise<T | undefined> {
     checkOp("exscan", op);
-    const ch = this.collective("exscan");
+    const ch = this.collective("exscan", undefined, op as Op);
     return this.settle(ch, await coll.exscan(ch, value, op as Op));
   }
 
@@ -431,33 +464,104 @@ export class Communicator {
    * @internal A private channel for one collective call: its own tag (every rank numbers its
    * collective calls identically), on the collective context.
    */
-  collective(call: string): coll.Channel & { failed?: string } {
+  collective(call: string, root?: number, op?: Op): coll.Channel & { failed?: string } {
     this.live(call);
+    if (this.collFailure) throw new MpiError(this.collFailure);
     const tag = this.collSeq;
     this.collSeq = (this.collSeq + 1) % (TAG_UB + 1);
+    const sig = coll.signature(call, root, op);
+    this.sigs.set(tag, sig);
+    this.sigs.delete(tag - SIGS_KEPT);
+    const early = this.early.get(tag);
+    if (early) {
+      this.early.delete(tag);
+      if (early.sig !== sig) throw this.mismatch(tag, sig, early.sig, early.src);
+    }
     const { p2p, collCtx, group, rank } = this;
+    /** Checks that a message is of this very call before anything uses it. */
+    const same = (m: Incoming) => {
+      const theirs = m.meta >>> 8;
+      if (theirs !== sig) throw this.mismatch(tag, sig, theirs, this.localOf(m.src));
+    };
     const ch: coll.Channel & { failed?: string } = {
       rank,
       size: this.size,
       send: (dest, value) => {
         try {
-          return p2p.send(collCtx, group[dest]!, tag, value);
+          return p2p.send(collCtx, group[dest]!, tag, value, sig);
         } catch (e) {
           // A value that cannot be encoded: the peer gets a failure marker in its place (so it
           // rejects too, instead of waiting for a message that never comes), and this rank
           // rejects once its part of the algorithm is done (see settle).
           ch.failed = `${call}: rank ${rank}'s value cannot be sent: ${(e as Error).message}`;
-          return p2p.send(collCtx, group[dest]!, tag, coll.failure(ch.failed));
+          return p2p.send(collCtx, group[dest]!, tag, coll.failure(ch.failed), sig);
         }
       },
-      recv: (source) => p2p.receive(collCtx, group[source]!, tag, group, undefined, (m) => decode(m.kind, m.meta, m.frames)),
+      // A receive posted after the collectives here have failed (between two rounds of an
+      // algorithm, say) would wait for a message that no rank sends any more.
+      recv: (source) =>
+        this.collFailure
+          ? Promise.reject(new MpiError(this.collFailure))
+          : p2p.receive(collCtx, group[source]!, tag, group, undefined, (m) => {
+              same(m);
+              return decode(m.kind, m.meta, m.frames);
+            }),
       recvInto: (source, into) =>
-        p2p.receive(collCtx, group[source]!, tag, group, into, (m) => {
-          const count = m.landed ?? decodeInto(m.kind, m.frames, into, call);
-          if (count !== into.length) throw new MpiError(`${call}: expected ${into.length} elements from rank ${source}, got ${count}`);
-        }),
+        this.collFailure
+          ? Promise.reject(new MpiError(this.collFailure))
+          : p2p.receive(collCtx, group[source]!, tag, group, into, (m) => {
+              same(m);
+              const count = m.landed ?? decodeInto(m.kind, m.frames, into, call);
+              if (count !== into.length) throw new MpiError(`${call}: expected ${into.length} elements from rank ${source}, got ${count}`);
+            }),
     };
     return ch;
+  }
+
+  /**
+   * @internal The point-to-point engine shows this communicator every collective message as it
+   * arrives: one of another call at a point of the sequence this rank has reached (or reaches
+   * later) is a mismatch; an abort notice (consumed: returns true) ends the collectives here.
+   */
+  arrival(m: Incoming): boolean {
+    if (m.tag === ABORT_TAG) {
+      this.failCollectives(String(decode(m.kind, m.meta, m.frames)), false);
+      return true;
+    }
+    const theirs = m.meta >>> 8;
+    const mine = this.sigs.get(m.tag);
+    if (mine !== undefined) {
+      if (mine !== theirs) this.mismatch(m.tag, mine, theirs, this.localOf(m.src));
+    } else if (m.tag >= this.collSeq && !this.early.has(m.tag)) {
+      this.early.set(m.tag, { sig: theirs, src: this.localOf(m.src) });
+    }
+    return false;
+  }
+
+  /**
+   * Ranks called different collectives at call `seq`: the collectives of this communicator end
+   * here, on every rank (the others are told), and the error says which calls met.
+   */
+  private mismatch(seq: number, mine: number, theirs: number, src: number): MpiError {
+    const reason = `collective mismatch: ${coll.describeSignature(mine)} on rank ${this.rank} met ${coll.describeSignature(theirs)} from rank ${src} (collective call #${seq + 1} of this communicator)`;
+    this.failCollectives(reason, true);
+    return new MpiError(this.collFailure!);
+  }
+
+  /** Rejects the collectives waiting here and every later one with `reason`; tells the other ranks when `tell`. */
+  private failCollectives(reason: string, tell: boolean): void {
+    if (this.collFailure) return;
+    this.collFailure = reason;
+    this.p2p.failReceives(this.collCtx, new MpiError(reason));
+    if (!tell) return;
+    for (let r = 0; r < this.size; r++) {
+      if (r === this.rank) continue;
+      try {
+        this.p2p.send(this.collCtx, this.group[r]!, ABORT_TAG, reason).catch(() => {});
+      } catch {
+        // a rank that has gone needs no telling
+      }
+    }
   }
 
   /** A collective's result, or the failure to send this rank's part of it (see collective()). */

@@ -113,6 +113,14 @@ export class PointToPoint {
     return [...this.dataPeers];
   }
 
+  /** Set by the communicators: sees every collective message as it arrives; true = consumed. */
+  collectiveArrival: ((m: Incoming) => boolean) | null = null;
+
+  /** Rejects every receive waiting on context `ctx` with `error` (a collective that cannot go on). */
+  failReceives(ctx: number, error: Error): void {
+    this.matcher.failWhere((w) => (w.ctx === ctx ? error : undefined));
+  }
+
   /** Malformed messages dropped so far (see dropped()). */
   malformed = 0;
 
@@ -158,6 +166,9 @@ export class PointToPoint {
     // The whole message is here, so the sender's transport no longer reads its buffers.
     if (m.ackId) this.reply(m.src, KIND_ACK, m.ackId);
     activity?.received(payloadBytes(m.frames));
+    // Collective traffic (odd contexts) is checked against this rank's own calls on arrival;
+    // the hook keeps the messages that are for it alone (a collective's abort notice).
+    if ((m.ctx & 1) === 1 && this.collectiveArrival?.(m)) return;
     const landing = this.landings.size > 0 ? this.landings.get(m.src) : undefined;
     if (landing) {
       this.landings.delete(m.src);
@@ -213,7 +224,7 @@ export class PointToPoint {
    * Throws MpiError when `value` cannot be encoded. A typed array or other binary value skips the
    * encoder: it is the common case of numerical codes, and each object made here shows at 8 bytes.
    */
-  send(ctx: number, dest: number, tag: number, value: unknown): Promise<void> {
+  send(ctx: number, dest: number, tag: number, value: unknown, sig = 0): Promise<void> {
     // A rank that has finalized or exited reads nothing more: the message would be lost, and a
     // large one would wait forever for its acknowledgement.
     const gone = this.gone.size > 0 ? this.gone.get(dest) : undefined;
@@ -222,15 +233,17 @@ export class PointToPoint {
     if (code >= 0) {
       const bytes = bytesOf(value as ArrayBufferView);
       if (activity) this.count(dest, bytes.byteLength);
+      // A collective's signature rides above the type code (see collectives.signature).
+      const meta = code + sig * 256;
       if (dest === this.rank) {
-        this.toSelfRaw(ctx, tag, code, bytes);
+        this.toSelfRaw(ctx, tag, meta, bytes);
         return SENT;
       }
-      return this.transmit(dest, { kind: Kind.Raw, ctx, src: this.rank, tag, meta: code }, [bytes], 0);
+      return this.transmit(dest, { kind: Kind.Raw, ctx, src: this.rank, tag, meta }, [bytes], 0);
     }
     const enc = encode(value);
     if (activity) this.count(dest, payloadBytes(enc.frames));
-    const env: Envelope = { kind: enc.kind, ctx, src: this.rank, tag, meta: enc.meta };
+    const env: Envelope = { kind: enc.kind, ctx, src: this.rank, tag, meta: enc.meta + sig * 256 };
     if (dest !== this.rank) return this.transmit(dest, env, enc.frames, enc.borrowedFrom);
     // Own the bytes now: the caller may overwrite its arrays as soon as send resolves.
     const frames = enc.frames.map((f, i) => (i >= enc.borrowedFrom ? Buffer.from(f) : f));
@@ -245,18 +258,18 @@ export class PointToPoint {
   }
 
   /** A binary message to this rank: into a waiting recvInto's array, or a copy to the matcher. */
-  private toSelfRaw(ctx: number, tag: number, code: number, bytes: Buffer): void {
+  private toSelfRaw(ctx: number, tag: number, meta: number, bytes: Buffer): void {
     const w = this.matcher.claim(ctx, this.rank, tag);
     const into = w?.into;
     const landed = into && elementsIn(bytes.byteLength, into);
     if (landed !== undefined) {
       new Uint8Array(into!.buffer, into!.byteOffset, bytes.byteLength).set(bytes);
-      w!.resolve({ kind: Kind.Raw, ctx, src: this.rank, tag, meta: code, frames: [], landed });
+      w!.resolve({ kind: Kind.Raw, ctx, src: this.rank, tag, meta, frames: [], landed });
       return;
     }
     const copy = Buffer.allocUnsafe(bytes.byteLength);
     copy.set(bytes);
-    const m: Incoming = { kind: Kind.Raw, ctx, src: this.rank, tag, meta: code, frames: [copy] };
+    const m: Incoming = { kind: Kind.Raw, ctx, src: this.rank, tag, meta, frames: [copy] };
     if (w) w.resolve(m);
     else this.matcher.arrive(m);
   }

@@ -98,7 +98,7 @@ export function readMessage(msg: Buffer[], size: number, from?: number): Receive
   if (m.src >= size) throw new MpiError(`source rank ${m.src} in a job of ${size}`);
   if (from !== undefined && m.src !== from) throw new MpiError(`source rank ${m.src} on the link from rank ${from}`);
   if (m.kind >= DATA_KINDS && m.kind !== KIND_ACK && m.kind !== KIND_FIN && m.kind !== KIND_FIN_ACK) throw new MpiError(`unknown kind ${m.kind}`);
-  if (m.kind === Kind.Raw && (m.meta >= BINARY_TYPE_COUNT || frames.length !== 1)) throw new MpiError(`a raw payload of type ${m.meta} in ${frames.length} frames`);
+  if (m.kind === Kind.Raw && ((m.meta & 0xff) >= BINARY_TYPE_COUNT || frames.length !== 1)) throw new MpiError(`a raw payload of type ${m.meta & 0xff} in ${frames.length} frames`);
   if (m.kind === Kind.Packed && frames.length === 0) throw new MpiError("a packed payload with no frame");
   if (m.kind >= DATA_KINDS && frames.length > 0) throw new MpiError(`a protocol message (kind ${m.kind}) with a payload`);
   return m;

@@ -197,8 +197,9 @@ export function encode(value: unknown): Encoded {
   return { kind: Kind.Packed, meta: 0, frames, borrowedFrom: 1 };
 }
 
+/** `meta`: the header's; its low byte is a raw payload's type code (a collective's signature sits above). */
 export function decode(kind: number, meta: number, frames: Buffer[]): unknown {
-  if (kind === Kind.Raw) return fromFrame(meta, frames[0]!);
+  if (kind === Kind.Raw) return fromFrame(meta & 0xff, frames[0]!);
   sideIn = frames;
   try {
     return packr.unpack(frames[0]!);

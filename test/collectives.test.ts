@@ -39,3 +39,29 @@ describe("collectives where a rank's part fails", () => {
     });
   }
 });
+
+describe("collectives called differently on different ranks", () => {
+  for (const [n, transport] of [[4, "shm"], [4, "zmq"], [5, "shm"]] as const) {
+    it(`are caught on every rank, naming both calls, and never hang (${n} ranks, --transport ${transport})`, async () => {
+      const r = await run(["-n", String(n), "--transport", transport, "--timeout", "60", fixture("collective-mismatch.ts")]);
+      expect(r.stderr).toBe("");
+      expect(r.exitCode).toBe(0);
+      const both: Record<string, [string, string]> = {
+        "bcast against reduce": ["bcast (root 0)", "reduce (root 0, op sum)"],
+        "bcast with different roots": ["bcast (root 0)", "bcast (root 1)"],
+        "bcast against allreduce": ["bcast (root 0)", "allreduce (op sum)"],
+        "allreduce with different ops": ["allreduce (op sum)", "allreduce (op max)"],
+        "dup against split": ["dup", "split"],
+      };
+      for (let k = 0; k < n; k++) {
+        for (const [name, [a, b]] of Object.entries(both)) {
+          const line = r.stdout.split("\n").find((l) => l.startsWith(`rank ${k}: ${name}: `));
+          expect(line, `rank ${k}, ${name}`).toMatch(/: MpiError: collective mismatch: .* on rank \d+ met .* from rank \d+ \(collective call #1 of this communicator\)$/);
+          expect(line).toContain(a);
+          expect(line).toContain(b);
+        }
+        expect(r.stdout).toContain(`rank ${k}: world still works: ${n}`);
+      }
+    });
+  }
+});
