@@ -34,6 +34,8 @@ export interface LaunchOptions {
   tcpIf?: string;
   /** How ranks on one host talk (ranks on different hosts always use tcp). */
   transport: TransportChoice;
+  /** Seconds every rank may wait in tsmpi with nothing moving before the job counts as deadlocked; 0: never. */
+  deadlockAfter: number;
   /** --report: print what each rank did at exit, as a text table (stderr) or one JSON line (stdout). */
   report?: ReportFormat;
 }
@@ -41,7 +43,7 @@ export interface LaunchOptions {
 /** tsmpirun's long options, and whether each takes a value. */
 const LONG_OPTIONS = new Map<string, boolean>([
   ["np", true], ["host", true], ["hostfile", true], ["machinefile", true], ["map-by", true], ["wdir", true],
-  ["timeout", true], ["launch-agent", true], ["tcp-if", true],
+  ["timeout", true], ["launch-agent", true], ["tcp-if", true], ["deadlock-after", true],
   ["oversubscribe", false], ["tag-output", false], ["help", false], ["version", false], ["report", false],
 ]);
 /** Short options that take a value (the next word, or joined: `-n4`). */
@@ -151,6 +153,7 @@ export function parseArgs(argv: string[], warn: (line: string) => void = (line) 
       type: "string",
       describe: "how ranks on one host talk: auto (shared memory when the addon loads, else ZeroMQ ipc with a warning), shm (shared memory or an error), zmq (env TSMPI_TRANSPORT)",
     })
+    .option("deadlock-after", { type: "string", describe: "when every rank has waited SECONDS in tsmpi calls with no message moving, print what each waits for and the wait-for cycle, and stop the job (exit status 125); default 10, 0 = never" })
     .option("report", { type: "string", describe: "at exit, print what each rank did (time waiting in tsmpi calls, messages, bytes, slowest calls): a table on stderr, or with --report json one JSON line on stdout" })
     .option("tcp-if", { type: "string", describe: "interface name or CIDR block (e.g. eth1, 10.0.0.0/8) whose address ranks use between hosts (env TSMPI_TCP_IF)" })
     .strictOptions()
@@ -197,6 +200,7 @@ export function parseArgs(argv: string[], warn: (line: string) => void = (line) 
     tcpIf: a["tcp-if"] ?? process.env.TSMPI_TCP_IF,
     transport: transportOption(a.transport),
     report: reportOption(a.report),
+    deadlockAfter: numberOption("--deadlock-after", a["deadlock-after"], (n) => Number.isFinite(n) && n >= 0, "must be a number of seconds ≥ 0") ?? 10,
   };
 }
 

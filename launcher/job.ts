@@ -15,6 +15,7 @@ import type { PeerAddress } from "../src/transport/index.js";
 import { interfaceAddress, ownAddresses } from "./addresses.js";
 import { createJobDir } from "./jobdir.js";
 import { formatJson, formatTable } from "./report.js";
+import { stateLines, type RankState } from "./hang.js";
 import { definedOnly, HostAgent, inheritedEnv, type Agent, type HostEvents, type RankSpec } from "./agent.js";
 import { UsageError, type LaunchOptions } from "./args.js";
 import { compileScript, needsCompile, resolveScript } from "./compile.js";
@@ -27,6 +28,10 @@ import { AgentStartError, isSrun, RemoteHost, splitCommand } from "./remote.js";
 const STOP_GRACE_MS = 3000;
 /** Exit status when --timeout ends the job (as timeout(1) does). */
 export const TIMEOUT_EXIT = 124;
+/** Exit status when --deadlock-after finds the job deadlocked. */
+export const DEADLOCK_EXIT = 125;
+/** How often a job's ranks are asked what they wait for (--deadlock-after). */
+const POLL_MS = 1000;
 /** Exit status when the launcher's standard output is closed under it: 128 + SIGPIPE, as a shell reports a filter that died of it. */
 export const BROKEN_PIPE_EXIT = 128 + 13;
 
@@ -132,6 +137,8 @@ class Job {
   private readonly remotes: RemoteHost[] = [];
   private readonly hellos = new Map<number, PeerAddress | null>();
   private readonly finalized = new Set<number>();
+  /** Each rank's last answer to "state?": when it came, and since when nothing has moved there while it waited. */
+  private readonly states = new Map<number, RankState & { at: number; since: number; stuck: boolean }>();
   /** What each rank reported at finalize (--report). */
   private readonly reports = new Map<number, RankReport>();
   /** Ranks that exited with 0 after init() but without finalize(), in order. */
@@ -205,7 +212,8 @@ class Job {
     const forward = (sig: NodeJS.Signals) => this.signalAll(sig);
     process.on("SIGUSR1", forward);
     process.on("SIGUSR2", forward);
-    const timer = this.opts.timeout > 0 ? longTimeout(() => this.fail(TIMEOUT_EXIT, `the job ran longer than --timeout ${this.opts.timeout} s`), this.opts.timeout * 1000) : undefined;
+    const timer = this.opts.timeout > 0 ? longTimeout(() => void this.timedOut(), this.opts.timeout * 1000) : undefined;
+    const poller = this.opts.deadlockAfter > 0 ? setInterval(() => this.poll(), POLL_MS) : undefined;
     try {
       const runs = await this.startHosts(start);
       if (runs && this.forwardStdin) void this.pumpStdin();
@@ -213,6 +221,7 @@ class Job {
     } finally {
       if (this.forwardStdin) process.stdin.destroy(); // stop reading, so the launcher can exit
       timer?.clear();
+      clearInterval(poller);
       clearTimeout(this.killTimer);
       for (const r of this.remotes) r.close();
       process.off("SIGINT", onSignal);
@@ -331,6 +340,14 @@ class Job {
         this.finalized.add(rank);
         this.broadcastGone(rank, msg.sentTo, "finalized");
         break;
+      case "state": {
+        const last = this.states.get(rank);
+        const now = Date.now();
+        // Waiting with nothing else that could wake it (no timer or I/O of its own): stuck, unless a message moves.
+        const stuck = msg.waits.length > 0 && msg.resources.length === 0;
+        this.states.set(rank, { waits: msg.waits, on: msg.on, moved: msg.moved, resources: msg.resources, at: now, since: last && last.moved === msg.moved && stuck && last.stuck ? last.since : now, stuck });
+        break;
+      }
       case "report":
         this.reports.set(rank, msg.report);
         this.send(rank, { t: "ack" });
@@ -358,6 +375,47 @@ class Job {
       this.leftEarly.push(rank);
       this.broadcastGone(rank, [], "exited");
     }
+  }
+
+  /** Ranks that run now: started (said hello), not exited, not finalized. */
+  private live(): number[] {
+    return [...this.hellos.keys()].filter((r) => !this.exited.has(r) && !this.finalized.has(r)).sort((a, b) => a - b);
+  }
+
+  /**
+   * Asks every running rank what it waits for, and ends the job as deadlocked when every one has
+   * waited in tsmpi for --deadlock-after seconds with no message moving anywhere (a rank busy in
+   * JavaScript does not answer, and a job with one is not deadlocked).
+   */
+  private poll(): void {
+    if (this.failure || this.hellos.size < this.size) return;
+    const live = this.live();
+    const now = Date.now();
+    const limit = this.opts.deadlockAfter * 1000;
+    const stuck = live.length > 0 && live.every((r) => {
+      const s = this.states.get(r);
+      return s !== undefined && now - s.at <= 2.5 * POLL_MS && s.stuck && now - s.since >= limit;
+    });
+    if (stuck) {
+      const lines = stateLines(live, this.states, (r) => this.hostOf(r));
+      this.out.text("stderr", `tsmpirun: deadlock: every rank has waited ${this.opts.deadlockAfter} s in tsmpi with no message moving:\n${lines.join("\n")}\n`);
+      this.fail(DEADLOCK_EXIT, `the job is deadlocked (--deadlock-after ${this.opts.deadlockAfter})`);
+      return;
+    }
+    for (const r of live) this.send(r, { t: "state?" });
+  }
+
+  /** --timeout: says what each rank was doing (as mpirun --report-state-on-timeout), then stops the job. */
+  private async timedOut(): Promise<void> {
+    if (this.failure) return;
+    const live = this.live();
+    const asked = Date.now();
+    for (const r of live) this.send(r, { t: "state?" });
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+    if (this.failure) return;
+    const fresh = new Map([...this.states].filter(([, s]) => s.at >= asked));
+    if (live.length > 0) this.out.text("stderr", `tsmpirun: --timeout ${this.opts.timeout} s: what each rank was doing:\n${stateLines(live, fresh, (r) => this.hostOf(r)).join("\n")}\n`);
+    this.fail(TIMEOUT_EXIT, `the job ran longer than --timeout ${this.opts.timeout} s`);
   }
 
   private lost(rank: number, why: string): void {

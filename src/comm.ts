@@ -70,6 +70,30 @@ const usedContexts = new Set<number>([0]);
 
 /** Communicators by collective context, to check collective messages as they arrive. */
 const byCollectiveContext = new Map<number, Communicator>();
+/** Communicators by context id, to describe what a rank waits for. */
+const byContextId = new Map<number, Communicator>();
+
+/**
+ * @internal What this rank waits for, in words ("recv from rank 1, tag any, on the world";
+ * "allreduce (op sum), for rank 2's part, on communicator #3"), with the world ranks it waits on
+ * (for a wait-for graph): what `tsmpirun` prints when a job hangs or times out.
+ */
+export function describeWaits(p2p: PointToPoint): { waits: string[]; on: number[] } {
+  const { receives, acks } = p2p.waits();
+  const waits: string[] = [];
+  const on = new Set<number>();
+  for (const w of receives) {
+    const comm = byContextId.get(w.ctx >> 1);
+    if (w.src !== ANY_SOURCE) on.add(w.src);
+    waits.push(comm ? comm.describeWait(w) : `a receive on context ${w.ctx}`);
+  }
+  for (const peer of acks) {
+    on.add(peer);
+    waits.push(`send to world rank ${peer} (a large message, until that rank takes it)`);
+  }
+  return { waits, on: [...on] };
+}
+
 /** Collective messages for communicators this rank has not made yet (the first few of each). */
 const unclaimed = new Map<number, Incoming[]>();
 const UNCLAIMED_KEPT = 64;
@@ -129,6 +153,7 @@ export class Communicator {
     const isWorld = contextId === 0;
     this.local = isWorld ? null : new Map(group.map((w, r) => [w, r]));
     byCollectiveContext.set(this.collCtx, this);
+    byContextId.set(contextId, this);
     p2p.collectiveArrival ??= collectiveArrival;
     // Collective messages can come before this rank has finished making the communicator (a
     // faster rank already uses it): look at them now.
@@ -562,6 +587,18 @@ export class Communicator {
         // a rank that has gone needs no telling
       }
     }
+  }
+
+  /** @internal One waiting receive of this communicator, in words. */
+  describeWait(w: { ctx: number; src: number; tag: number; into?: ArrayBufferView; call?: string }): string {
+    const where = this.contextId === 0 ? "the world" : `communicator #${this.contextId}${this instanceof CartComm ? " (cart)" : ""}`;
+    const from = w.src === ANY_SOURCE ? "any rank" : `rank ${this.localOf(w.src)}`;
+    if (w.ctx === this.collCtx) {
+      const sig = this.sigs.get(w.tag);
+      return `${sig === undefined ? "a collective" : coll.describeSignature(sig)}, for ${from}'s part, on ${where}`;
+    }
+    const call = w.call === "probe" ? "probe" : w.into ? "recvInto" : "recv";
+    return `${call} from ${from}, tag ${w.tag === ANY_TAG ? "any" : w.tag}, on ${where}`;
   }
 
   /** A collective's result, or the failure to send this rank's part of it (see collective()). */

@@ -11,6 +11,8 @@ export type RankToLauncher =
   | { t: "hello"; rank: number; address: PeerAddress | null }
   | { t: "fin"; rank: number; sentTo: number[] }
   | { t: "report"; rank: number; report: RankReport }
+  /** Answer to "state?": what the rank waits for, the ranks it waits on, and how much has moved. */
+  | { t: "state"; rank: number; waits: string[]; on: number[]; moved: number; resources: string[] }
   | { t: "abort"; rank: number; code: number; reason: string };
 
 /** How a peer left: through finalize(), or by exiting without it. */
@@ -21,13 +23,16 @@ export type LauncherToRank =
   | { t: "peers"; table: (PeerAddress | null)[] }
   | { t: "gone"; rank: number; sentTo: number[]; how: GoneHow }
   /** The launcher has a report: the rank may go on to exit. */
-  | { t: "ack" };
+  | { t: "ack" }
+  /** Asks what the rank waits for (a job that seems to hang, or runs out of time). */
+  | { t: "state?" };
 
 type Gone = Extract<LauncherToRank, { t: "gone" }>;
 
 export class ControlChannel {
   private peersWaiter: ((table: (PeerAddress | null)[]) => void) | null = null;
   private ackWaiter: (() => void) | null = null;
+  private stateOf: (() => RankToLauncher) | null = null;
   private goneHandler: ((g: Gone) => void) | null = null;
   private readonly early: Gone[] = [];
 
@@ -35,6 +40,7 @@ export class ControlChannel {
     process.on("message", (m: LauncherToRank) => {
       if (m.t === "peers") this.peersWaiter?.(m.table);
       else if (m.t === "ack") this.ackWaiter?.();
+      else if (m.t === "state?" && this.stateOf) void this.send(this.stateOf()).catch(() => {});
       else if (m.t === "gone") {
         if (this.goneHandler) this.goneHandler(m);
         else this.early.push(m);
@@ -86,6 +92,11 @@ export class ControlChannel {
       this.ackWaiter = null;
       process.channel?.unref();
     }
+  }
+
+  /** Answers the launcher's "state?" with `state()`. */
+  onStateRequest(state: () => RankToLauncher): void {
+    this.stateOf = state;
   }
 
   onGone(handler: (g: Gone) => void): void {

@@ -112,6 +112,13 @@ export class Matcher {
   /** Receives posted and not yet matched: when none are, an arriving message is only queued. */
   private posted = 0;
 
+  /** Every receive and probe waiting now, for a report of what this rank waits for. */
+  waiting(): Waiter[] {
+    const out: Waiter[] = [];
+    for (const q of this.recvs.all()) for (const e of q) out.push(e.item);
+    return [...out, ...this.probes];
+  }
+
   /** A message arrived: complete the oldest matching receive, or keep it for a later one. */
   arrive(m: Incoming): void {
     const w = this.posted > 0 ? this.claim(m.ctx, m.src, m.tag) : undefined;

@@ -113,6 +113,14 @@ export class PointToPoint {
     return [...this.dataPeers];
   }
 
+  /** Messages and acknowledgements that have arrived: unchanged over a while means nothing moves. */
+  moved = 0;
+
+  /** What this rank waits for now: the receives and probes posted, and the peers whose acknowledgement a send awaits. */
+  waits(): { receives: readonly Waiter[]; acks: number[] } {
+    return { receives: this.matcher.waiting(), acks: [...this.acks.values()].map((a) => a.peer) };
+  }
+
   /** Set by the communicators: sees every collective message as it arrives; true = consumed. */
   collectiveArrival: ((m: Incoming) => boolean) | null = null;
 
@@ -145,6 +153,7 @@ export class PointToPoint {
     }
     switch (m.kind) {
       case KIND_ACK: {
+        this.moved++;
         // Only the rank a message went to may say it has it: a forged or stray acknowledgement
         // would free the sender's buffers while the bytes are still being read.
         const a = this.acks.get(m.meta);
@@ -165,6 +174,7 @@ export class PointToPoint {
     }
     // The whole message is here, so the sender's transport no longer reads its buffers.
     if (m.ackId) this.reply(m.src, KIND_ACK, m.ackId);
+    this.moved++;
     activity?.received(payloadBytes(m.frames));
     // Collective traffic (odd contexts) is checked against this rank's own calls on arrival;
     // the hook keeps the messages that are for it alone (a collective's abort notice).

@@ -4,7 +4,7 @@
  */
 import { hostname } from "node:os";
 import { performance } from "node:perf_hooks";
-import { Communicator } from "./comm.js";
+import { Communicator, describeWaits } from "./comm.js";
 import { ControlChannel } from "./control.js";
 import { MpiError } from "./errors.js";
 import { PointToPoint } from "./p2p.js";
@@ -61,6 +61,8 @@ async function start(): Promise<RankState> {
     const table = await control.rendezvous({ t: "hello", rank, address: transport ? { host, ...transport.address } : null });
     transport?.setPeers(table.map((a, r) => a ?? { host: `missing-${r}` }));
     control.onGone((g) => p2p.peerGone(g.rank, g.sentTo, g.how));
+    // What else is pending tells a rank stuck in tsmpi from one whose own timer or I/O will go on.
+    control.onStateRequest(() => ({ t: "state", rank, ...describeWaits(p2p), moved: p2p.moved, resources: process.getActiveResourcesInfo() }));
   }
   if (activity) instrument(Communicator.prototype, activity);
   const world = new Communicator(

@@ -70,6 +70,15 @@ describe("tsmpirun arguments", () => {
   });
 });
 
+describe("--deadlock-after", () => {
+  it("defaults to 10 s; 0 turns it off; anything else is an error", () => {
+    expect(parse(["s.ts"]).opts.deadlockAfter).toBe(10);
+    expect(parse(["--deadlock-after", "0", "s.ts"]).opts.deadlockAfter).toBe(0);
+    expect(parse(["--deadlock-after=2.5", "s.ts"]).opts.deadlockAfter).toBe(2.5);
+    expect(() => parse(["--deadlock-after", "soon", "s.ts"])).toThrow("--deadlock-after soon: must be a number of seconds ≥ 0");
+  });
+});
+
 describe("--report", () => {
   it("takes an optional format (text or json) and never the script as one", () => {
     expect(parse(["--report", "s.ts"]).opts).toMatchObject({ report: "text", script: "s.ts" });

@@ -186,6 +186,41 @@ describe("tsmpirun on one machine", () => {
     }
   });
 
+  it("a deadlock (every rank receives first) ends within --deadlock-after + 2 s, naming each rank's call and the wait-for cycle", async () => {
+    const mark = newMark();
+    const t0 = Date.now();
+    const r = await run(["-n", "3", "--deadlock-after", "2", "-x", `TSMPI_TEST_MARK=${mark}`, fixture("hang.ts"), "recv-first"]);
+    expect(Date.now() - t0).toBeLessThan(2000 + 2000 + 3000); // threshold + 2 s, and the job's start
+    expect(r.exitCode).toBe(125);
+    expect(r.stderr).toContain("tsmpirun: deadlock: every rank has waited 2 s in tsmpi with no message moving:\n");
+    for (let k = 0; k < 3; k++) expect(r.stderr).toMatch(new RegExp(`  rank ${k} \\(host [^)]+\\): waits in recv from rank ${(k + 1) % 3}, tag 7, on the world\\n`));
+    expect(r.stderr).toContain("  wait-for cycle: rank 0 → rank 1 → rank 2 → rank 0\n");
+    expect(r.stderr).toMatch(/tsmpirun: the job is deadlocked \(--deadlock-after 2\); stopping 3 ranks/);
+    expect(await leftovers(mark)).toEqual([]);
+  });
+
+  it("gather against scatter, where no message moves at all, is reported as a deadlock naming both calls", async () => {
+    const r = await run(["-n", "3", "--deadlock-after", "2", fixture("hang.ts"), "gather-scatter"]);
+    expect(r.exitCode).toBe(125);
+    expect(r.stderr).toMatch(/rank 0 \(host [^)]+\): waits in gather \(root 0\), for rank 1's part, on the world; and in gather \(root 0\), for rank 2's part, on the world/);
+    expect(r.stderr).toMatch(/rank 1 \(host [^)]+\): waits in scatter \(root 0\), for rank 0's part, on the world/);
+    expect(r.stderr).toContain("wait-for cycle: rank 0 → rank 1 → rank 0");
+  });
+
+  it("a rank busy in JavaScript is no deadlock; --timeout names it busy and says what the others wait for", async () => {
+    const r = await run(["-n", "3", "--deadlock-after", "1", "--timeout", "4", fixture("hang.ts"), "busy"]);
+    expect(r.exitCode).toBe(124);
+    expect(r.stderr).not.toContain("deadlock:");
+    expect(r.stderr).toMatch(/tsmpirun: --timeout 4 s: what each rank was doing:\n  rank 0 \(host [^)]+\): waits in recv from rank 1, tag any, on the world\n  rank 1 \(host [^)]+\): busy: running JavaScript, not in a tsmpi call that waits \(it did not answer\)\n  rank 2 .*recv from rank 1/);
+  });
+
+  it("a rank awaiting a timer of its own is no deadlock, however long the others wait for it", async () => {
+    const r = await run(["-n", "3", "--deadlock-after", "1", fixture("hang.ts"), "sleepy"]);
+    expect(r.stderr).toBe("");
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toContain("rank 2 got late");
+  });
+
   for (const sig of ["SIGINT", "SIGTERM"] as const) {
     it(`${sig} to the launcher stops every rank`, async () => {
       const mark = newMark();
