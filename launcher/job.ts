@@ -65,6 +65,8 @@ interface Placement {
 }
 
 export async function runJob(opts: LaunchOptions, out = new Output(opts.tagOutput)): Promise<number> {
+  // --timeout counts from here: compiling the script is part of the job's time.
+  const deadline = opts.timeout > 0 ? Date.now() + opts.timeout * 1000 : Infinity;
   const entry = resolveScript(opts.script);
   const cwd = opts.wdir ? resolve(opts.wdir) : process.cwd();
   if (opts.wdir && (!existsSync(cwd) || !statSync(cwd).isDirectory())) throw new UsageError(`--wdir ${opts.wdir}: no such directory`);
@@ -90,7 +92,10 @@ export async function runJob(opts: LaunchOptions, out = new Output(opts.tagOutpu
     const nodeFlags = [...opts.nodeFlags];
     if (needsCompile(entry)) {
       runFile = join(jobDir, "main.mjs");
-      await compileScript(entry, runFile);
+      if (!(await beforeDeadline(compileScript(entry, runFile), deadline))) {
+        out.note(`the job ran longer than --timeout ${opts.timeout} s (it was still compiling ${opts.script})`);
+        return TIMEOUT_EXIT;
+      }
       nodeFlags.push("--enable-source-maps");
       if (placements.some((p) => p.remote)) bundle = readFileSync(runFile, "utf8");
     }
@@ -98,6 +103,7 @@ export async function runJob(opts: LaunchOptions, out = new Output(opts.tagOutpu
     return await job.run({
       launchAgent,
       jobDir,
+      deadline,
       track: (pgid) => dir.track(pgid),
       cwd,
       command: (remote) => [process.execPath, ...nodeFlags, "--import", hooks, remote && bundle !== null ? SCRIPT : runFile, ...opts.scriptArgs],
@@ -122,9 +128,23 @@ function checkMemory(localRanks: number): void {
   throw new UsageError(`-n ${localRanks}: that many ranks on this machine need at least ${gb(need)} of memory (${RANK_BYTES >> 20} MB each) and it has ${gb(totalmem())}; use fewer ranks, or other hosts (--host, --hostfile)`);
 }
 
+/** Whether `work` finished before `deadline` (ms since the epoch; Infinity: no limit). */
+async function beforeDeadline(work: Promise<void>, deadline: number): Promise<boolean> {
+  if (deadline === Infinity) return work.then(() => true);
+  let timer: { clear(): void } | undefined;
+  const late = new Promise<boolean>((resolve) => (timer = longTimeout(() => resolve(false), Math.max(0, deadline - Date.now()))));
+  try {
+    return await Promise.race([work.then(() => true), late]);
+  } finally {
+    timer?.clear();
+  }
+}
+
 interface Start {
   launchAgent: string[];
   jobDir: string;
+  /** When --timeout ends the job (ms since the epoch; Infinity: never). */
+  deadline: number;
   /** Keeps a local rank's process group, to end what is left of it with the job. */
   track(pgid: number): void;
   cwd: string;
@@ -212,7 +232,7 @@ class Job {
     const forward = (sig: NodeJS.Signals) => this.signalAll(sig);
     process.on("SIGUSR1", forward);
     process.on("SIGUSR2", forward);
-    const timer = this.opts.timeout > 0 ? longTimeout(() => void this.timedOut(), this.opts.timeout * 1000) : undefined;
+    const timer = start.deadline < Infinity ? longTimeout(() => void this.timedOut(), Math.max(0, start.deadline - Date.now())) : undefined;
     const poller = this.opts.deadlockAfter > 0 ? setInterval(() => this.poll(), POLL_MS) : undefined;
     try {
       const runs = await this.startHosts(start);

@@ -157,6 +157,14 @@ describe("tsmpirun on one machine", () => {
     expect(await leftovers(mark)).toEqual([]);
   });
 
+  it("--timeout counts from the start: a job still compiling its script when it runs out stops with 124", async () => {
+    const mark = newMark();
+    const r = await run(["-n", "2", "--timeout", "0.001", "-x", `TSMPI_TEST_MARK=${mark}`, "examples/hello.ts"]);
+    expect(r.exitCode).toBe(124);
+    expect(r.stderr).toBe("tsmpirun: the job ran longer than --timeout 0.001 s (it was still compiling examples/hello.ts)");
+    expect(processesWith(mark)).toEqual([]);
+  });
+
   it("--timeout beyond Node's 24.8-day timer limit (30 days) does not end the job at once", async () => {
     const r = await run(["-n", "2", "--timeout", "2592000", "examples/hello.ts"]);
     expect(r.stderr).toBe("");
