@@ -118,3 +118,32 @@ describe("shared memory under stress and faults", () => {
     rmSync(tmp, { recursive: true });
   });
 });
+
+describe("a rank killed at a random moment", () => {
+  it("100 times: SIGKILL of a random rank of a 4-rank job mid-traffic ends it within 1 s naming the rank, leaving no process, segment or job directory", async () => {
+    const before = tsmpiSegments();
+    const slow: string[] = [];
+    for (let attempt = 0; attempt < 100; attempt++) {
+      const mark = newMark();
+      const tmp = mkdtempSync(join(tmpdir(), "tsmpi-kill-"));
+      const job = start(["-n", "4", "-x", `TSMPI_TEST_MARK=${mark}`, fixture("churn.ts")], { env: { TMPDIR: tmp } });
+      await waitForOutput(job, "ready", 4);
+      await new Promise((r) => setTimeout(r, Math.random() * 300));
+      const victim = Math.floor(Math.random() * 4);
+      const pid = processesWith(mark).find((p) => readFileSync(`/proc/${p}/environ`, "latin1").includes(`\0TSMPI_RANK=${victim}\0`) && readFileSync(`/proc/${p}/comm`, "latin1").trim() === "node");
+      expect(pid, `attempt ${attempt}`).toBeDefined();
+      const t0 = Date.now();
+      process.kill(pid!, "SIGKILL");
+      const r = await job;
+      const took = Date.now() - t0;
+      if (took >= 1000) slow.push(`attempt ${attempt}: ${took} ms`);
+      expect(r.exitCode, `attempt ${attempt}`).toBe(137);
+      expect(String(r.stderr), `attempt ${attempt}`).toMatch(new RegExp(`tsmpirun: rank ${victim} \\(host [^)]+\\) was killed by signal SIGKILL`));
+      expect(await leftovers(mark), `attempt ${attempt}`).toEqual([]);
+      expect(await eventually(() => readdirSync(tmp), (d) => d.length === 0), `attempt ${attempt}`).toEqual([]);
+      rmSync(tmp, { recursive: true });
+    }
+    expect(await eventually(tsmpiSegments, (x) => x.length === before.length)).toEqual(before);
+    expect(slow).toEqual([]);
+  }, 600_000);
+});
