@@ -68,9 +68,10 @@ function describe(v: unknown): string {
  */
 const usedContexts = new Set<number>([0]);
 
-/** Communicators by collective context, to check collective messages as they arrive. */
-const byCollectiveContext = new Map<number, Communicator>();
-/** Communicators by context id, to describe what a rank waits for. */
+/**
+ * Communicators by context id (a message's context is 2·id, or 2·id + 1 for collectives): to
+ * check collective messages as they arrive, and to describe what a rank waits for.
+ */
 const byContextId = new Map<number, Communicator>();
 
 /**
@@ -99,7 +100,7 @@ const unclaimed = new Map<number, Incoming[]>();
 const UNCLAIMED_KEPT = 64;
 
 function collectiveArrival(m: Incoming): boolean {
-  const comm = byCollectiveContext.get(m.ctx);
+  const comm = byContextId.get(m.ctx >> 1);
   if (comm) return comm.arrival(m);
   let list = unclaimed.get(m.ctx);
   if (!list) unclaimed.set(m.ctx, (list = []));
@@ -152,7 +153,6 @@ export class Communicator {
     this.collCtx = 2 * contextId + 1;
     const isWorld = contextId === 0;
     this.local = isWorld ? null : new Map(group.map((w, r) => [w, r]));
-    byCollectiveContext.set(this.collCtx, this);
     byContextId.set(contextId, this);
     p2p.collectiveArrival ??= collectiveArrival;
     // Collective messages can come before this rank has finished making the communicator (a
