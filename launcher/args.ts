@@ -38,12 +38,14 @@ export interface LaunchOptions {
   deadlockAfter: number;
   /** --report: print what each rank did at exit, as a text table (stderr) or one JSON line (stdout). */
   report?: ReportFormat;
+  /** --trace: the file to write the job's trace-event JSON to. */
+  trace?: string;
 }
 
 /** tsmpirun's long options, and whether each takes a value. */
 const LONG_OPTIONS = new Map<string, boolean>([
   ["np", true], ["host", true], ["hostfile", true], ["machinefile", true], ["map-by", true], ["wdir", true],
-  ["timeout", true], ["launch-agent", true], ["tcp-if", true], ["deadlock-after", true],
+  ["timeout", true], ["launch-agent", true], ["tcp-if", true], ["deadlock-after", true], ["trace", true],
   ["oversubscribe", false], ["tag-output", false], ["help", false], ["version", false], ["report", false],
 ]);
 /** Short options that take a value (the next word, or joined: `-n4`). */
@@ -155,6 +157,7 @@ export function parseArgs(argv: string[], warn: (line: string) => void = (line) 
     })
     .option("deadlock-after", { type: "string", describe: "when every rank has waited SECONDS in tsmpi calls with no message moving, print what each waits for and the wait-for cycle, and stop the job (exit status 125); default 10, 0 = never" })
     .option("report", { type: "string", describe: "at exit, print what each rank did (time waiting in tsmpi calls, messages, bytes, slowest calls): a table on stderr, or with --report json one JSON line on stdout" })
+    .option("trace", { type: "string", describe: "write one trace of the whole job to FILE (Chrome trace-event JSON: open it in https://ui.perfetto.dev): a track per rank, a span per tsmpi call, an arrow per message" })
     .option("tcp-if", { type: "string", describe: "interface name or CIDR block (e.g. eth1, 10.0.0.0/8) whose address ranks use between hosts (env TSMPI_TCP_IF)" })
     .strictOptions()
     .help()
@@ -200,6 +203,7 @@ export function parseArgs(argv: string[], warn: (line: string) => void = (line) 
     tcpIf: a["tcp-if"] ?? process.env.TSMPI_TCP_IF,
     transport: transportOption(a.transport),
     report: reportOption(a.report),
+    trace: traceOption(a.trace),
     deadlockAfter: numberOption("--deadlock-after", a["deadlock-after"], (n) => Number.isFinite(n) && n >= 0, "must be a number of seconds ≥ 0") ?? 10,
   };
 }
@@ -211,6 +215,13 @@ function hostList(values: string[]): string[] {
     if (names.some((h) => h === "")) throw new UsageError(`--host ${JSON.stringify(v)}: ${v.trim() === "" ? "no host given" : "an empty host name"} (expected host[:slots],...)`);
     return names;
   });
+}
+
+function traceOption(given: string | string[] | undefined): string | undefined {
+  if (Array.isArray(given)) throw new UsageError("--trace was given more than once: the job writes one trace file");
+  if (given === undefined) return undefined;
+  if (given === "") throw new UsageError("--trace needs a file name (e.g. --trace job.json)");
+  return given;
 }
 
 function reportOption(given: string | undefined): ReportFormat | undefined {

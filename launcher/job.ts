@@ -8,6 +8,7 @@ import { existsSync, readFileSync, statSync } from "node:fs";
 import { hostname, totalmem } from "node:os";
 import { constants as osConstants } from "node:os";
 import { join, resolve } from "node:path";
+import { performance } from "node:perf_hooks";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type { GoneHow, LauncherToRank, RankToLauncher } from "../src/control.js";
 import type { RankReport } from "../src/report.js";
@@ -15,6 +16,7 @@ import type { PeerAddress } from "../src/transport/index.js";
 import { interfaceAddress, ownAddresses } from "./addresses.js";
 import { createJobDir } from "./jobdir.js";
 import { formatJson, formatTable } from "./report.js";
+import { TraceFile } from "./trace.js";
 import { stateLines, type RankState } from "./hang.js";
 import { definedOnly, HostAgent, inheritedEnv, type Agent, type HostEvents, type RankSpec } from "./agent.js";
 import { UsageError, type LaunchOptions } from "./args.js";
@@ -82,6 +84,7 @@ export async function runJob(opts: LaunchOptions, out = new Output(opts.tagOutpu
     .map((h, i) => ({ host: h.name, ranks: perHost[i]!, remote: source !== "local" && viaAgent(h.name) }))
     .filter((p) => p.ranks.length > 0);
   checkMemory(placements.filter((p) => !p.remote).reduce((a, p) => a + p.ranks.length, 0));
+  const traceFile = opts.trace !== undefined ? new TraceFile(opts.trace) : null;
 
   // Per-job directory: this host's ipc sockets and the compiled script, so jobs never collide.
   const dir = createJobDir();
@@ -99,7 +102,7 @@ export async function runJob(opts: LaunchOptions, out = new Output(opts.tagOutpu
       nodeFlags.push("--enable-source-maps");
       if (placements.some((p) => p.remote)) bundle = readFileSync(runFile, "utf8");
     }
-    const job = new Job(opts, out, placements, np);
+    const job = new Job(opts, out, placements, np, traceFile);
     return await job.run({
       launchAgent,
       jobDir,
@@ -111,6 +114,7 @@ export async function runJob(opts: LaunchOptions, out = new Output(opts.tagOutpu
     });
   } finally {
     dir.remove();
+    traceFile?.finish(np); // a valid file even when the job never started (finish once: no-op after)
   }
 }
 
@@ -161,6 +165,8 @@ class Job {
   private readonly states = new Map<number, RankState & { at: number; since: number; stuck: boolean }>();
   /** What each rank reported at finalize (--report). */
   private readonly reports = new Map<number, RankReport>();
+  /** --trace times are ms since the job started, on this machine's clock (Unix ms). */
+  private readonly epoch = performance.timeOrigin + performance.now();
   /** Ranks that exited with 0 after init() but without finalize(), in order. */
   private readonly leftEarly: number[] = [];
   private readonly exited = new Set<number>();
@@ -181,6 +187,8 @@ class Job {
     private readonly out: Output,
     private readonly placements: Placement[],
     private readonly size: number,
+    /** --trace: where the ranks' traces go. */
+    private readonly traceFile: TraceFile | null = null,
   ) {
     this.events = {
       control: (rank, msg) => this.control(rank, msg),
@@ -210,6 +218,7 @@ class Job {
         TSMPI_LOCAL_SIZE: String(p.ranks.length),
         TSMPI_HOST_ID: p.host,
         ...(this.opts.report ? { TSMPI_REPORT: "1" } : {}),
+        ...(this.traceFile ? { TSMPI_TRACE: "1", TSMPI_TRACE_EPOCH: String(this.epoch) } : {}),
         // Ranks write to pipes; this tells them a person watches (progress lines, say).
         ...(process.stderr.isTTY ? { TSMPI_STDERR_TTY: "1" } : {}),
       },
@@ -255,6 +264,7 @@ class Job {
       if (this.opts.report === "json") this.out.text("stdout", formatJson(reports, this.size));
       else this.out.text("stderr", formatTable(reports, this.size));
     }
+    for (const note of this.traceFile?.finish(this.size) ?? []) this.out.note(note);
     return this.failure?.code ?? 0;
   }
 
@@ -371,6 +381,11 @@ class Job {
       case "report":
         this.reports.set(rank, msg.report);
         this.send(rank, { t: "ack" });
+        break;
+      case "trace":
+        if (!this.traceFile) break;
+        this.traceFile.add(rank, msg.part, msg.last);
+        if (msg.last) this.send(rank, { t: "ack" });
         break;
       case "abort":
         this.fail(msg.code, `rank ${rank} (host ${this.hostOf(rank)}) called abort(${msg.code}): ${msg.reason}`);

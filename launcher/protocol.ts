@@ -29,6 +29,8 @@ export type LauncherToAgent =
   | { t: "plan"; plan: RemotePlan }
   | { t: "send"; rank: number; msg: LauncherToRank }
   | { t: "signal"; sig: NodeJS.Signals }
+  /** The launcher's clock (Unix ms, performance.timeOrigin + performance.now()): an answer to "clock?". */
+  | { t: "clock"; now: number }
   /** Standard input for a rank, base64; null closes it. */
   | { t: "stdin"; rank: number; data: string | null };
 
@@ -43,5 +45,7 @@ export type AgentToLauncher =
   | { t: "output"; rank: number; stream: "stdout" | "stderr"; line: string }
   | { t: "exit"; rank: number; code: number | null; signal: string | null }
   | { t: "error"; message: string }
+  /** Asks the launcher's clock (--trace: the agent measures how far this host's clock is from it). */
+  | { t: "clock?" }
   /** A rank's standard input can take more (after a write that filled it). */
   | { t: "drained"; rank: number };

@@ -9,6 +9,7 @@
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { performance } from "node:perf_hooks";
 import { createInterface } from "node:readline";
 import { interfaceAddress, ownAddresses, routeSource, sshClientAddress, sshServerAddress } from "./addresses.js";
 import { HostAgent, inheritedEnv } from "./agent.js";
@@ -74,6 +75,8 @@ async function start(plan: RemotePlan): Promise<void> {
     command = command.map((a) => (a === SCRIPT ? file : a));
   }
   const env: Record<string, string> = { ...inheritedEnv(), ...plan.env, TSMPI_JOB_DIR: jobDir.path };
+  // --trace: this host's ranks put their times on the launcher's time line.
+  if (plan.env.TSMPI_TRACE === "1") env.TSMPI_CLOCK_OFFSET = String(await clockOffset());
   if (plan.multiHost) env.TSMPI_TCP_ADDRESS = plan.tcpAddress ?? ownAddresses()[0] ?? "127.0.0.1";
   agent = new HostAgent(
     { host: plan.host, command, cwd: plan.cwd, env, ranks: plan.ranks, onSpawn: (pid) => jobDir?.track(pid) },
@@ -91,6 +94,27 @@ async function start(plan: RemotePlan): Promise<void> {
   process.stdin.destroy();
 }
 
+/**
+ * The launcher's clock minus this host's (Unix ms), as NTP measures it: from the exchange with
+ * the shortest round trip of `samples`, assuming the way there and back take as long. The error
+ * is at most half that round trip.
+ */
+let clockWaiter: ((now: number) => void) | null = null;
+async function clockOffset(samples = 16): Promise<number> {
+  const now = () => performance.timeOrigin + performance.now();
+  let best = { rtt: Infinity, offset: 0 };
+  for (let i = 0; i < samples; i++) {
+    const answer = new Promise<number>((resolve) => (clockWaiter = resolve));
+    const t0 = now();
+    await say({ t: "clock?" });
+    const theirs = await answer;
+    const t1 = now();
+    if (t1 - t0 < best.rtt) best = { rtt: t1 - t0, offset: theirs - (t0 + t1) / 2 };
+  }
+  clockWaiter = null;
+  return best.offset;
+}
+
 input.on("line", (text) => {
   let msg: LauncherToAgent;
   try {
@@ -106,7 +130,8 @@ input.on("line", (text) => {
       input.close();
       process.stdin.destroy();
     });
-  } else if (msg.t === "send") agent?.send(msg.rank, msg.msg);
+  } else if (msg.t === "clock") clockWaiter?.(msg.now);
+  else if (msg.t === "send") agent?.send(msg.rank, msg.msg);
   else if (msg.t === "signal") agent?.signal(msg.sig);
   else if (msg.t === "stdin" && agent) {
     const rank = msg.rank;

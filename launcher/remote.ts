@@ -2,6 +2,7 @@
  * The launcher's side of one remote host: starts the tsmpi agent there through the launch agent
  * (one ssh or srun per host, never one per rank), then relays between the job and that agent.
  */
+import { performance } from "node:perf_hooks";
 import { execa } from "execa";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
@@ -211,6 +212,9 @@ export class RemoteHost implements Agent {
         break;
       case "drained":
         this.drainWaiters.shift()?.();
+        break;
+      case "clock?":
+        this.write({ t: "clock", now: performance.timeOrigin + performance.now() });
         break;
     }
   }

@@ -4,6 +4,7 @@
  * start-up rendezvous, finalize and abort notices; data never goes through it.
  */
 import type { RankReport } from "./report.js";
+import type { TracePart } from "./trace.js";
 import type { PeerAddress } from "./transport/index.js";
 
 /** Messages a rank sends to its launcher. */
@@ -11,6 +12,8 @@ export type RankToLauncher =
   | { t: "hello"; rank: number; address: PeerAddress | null }
   | { t: "fin"; rank: number; sentTo: number[] }
   | { t: "report"; rank: number; report: RankReport }
+  /** A piece of the rank's trace (--trace); the last one has `last` and is acknowledged. */
+  | { t: "trace"; rank: number; part: TracePart; last: boolean }
   /** Answer to "state?": what the rank waits for, the ranks it waits on, and how much has moved. */
   | { t: "state"; rank: number; waits: string[]; on: number[]; moved: number; resources: string[] }
   | { t: "abort"; rank: number; code: number; reason: string };

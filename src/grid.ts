@@ -3,6 +3,7 @@
  * rank of a Cartesian communicator, each block padded with ghost layers that `exchange()` fills
  * from the neighbouring blocks. This is the helper that stencil solvers are written on.
  */
+import { GRID_CALLS, instrument } from "./instrument.js";
 import { existsSync, fsyncSync, closeSync } from "node:fs";
 import { resolve } from "node:path";
 import { abandon, checkMeta, commit, fileIdentity, ioMessage, openFile, prepare, readAll, readHeader, settle, writeAll } from "./checkpoint.js";
@@ -539,3 +540,6 @@ function copy(dst: TypedArray, di: number, src: TypedArray, si: number, len: num
   const o = dst as unknown as number[], i = src as unknown as number[];
   for (let t = 0; t < len; t++) o[di + t] = i[si + t]!;
 }
+
+// For --report and --trace: the grid's calls are timed like the communicator's.
+instrument(BlockGrid.prototype, GRID_CALLS, (g) => ({ ctx: (g as BlockGrid).cart.contextId, group: (g as BlockGrid).cart.group }));

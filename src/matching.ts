@@ -23,6 +23,8 @@ export interface Incoming {
    * transport): the number of elements written. `frames` is empty then.
    */
   landed?: number;
+  /** For --trace: the message's flow id (see Trace.arrived). */
+  flow?: number;
 }
 
 export interface Waiter {

@@ -11,6 +11,7 @@ import { Matcher, type Incoming, type Waiter } from "./matching.js";
 import { KIND_ACK, KIND_FIN, KIND_FIN_ACK, MAX_INLINE_FRAMES, peekEnvelope, readMessage, writeHeader, type Envelope } from "./protocol.js";
 import { SENT, type Transport } from "./transport/index.js";
 import { activity } from "./report.js";
+import { trace } from "./trace.js";
 import { binaryCode, bytesOf, elementsIn, encode, Kind, payloadBytes } from "./wire.js";
 
 export type { Incoming } from "./matching.js";
@@ -46,6 +47,7 @@ class Pending<T> implements Waiter {
 
   resolve(m: Incoming): void {
     this.transport?.release();
+    if (trace && this.call === "recv") taken(m, this.into);
     let v: T;
     try {
       v = this.finish(m);
@@ -63,6 +65,13 @@ class Pending<T> implements Waiter {
 }
 
 const asIs = (m: Incoming): Incoming => m;
+
+/** For --trace: a receive takes `m` now. */
+function taken(m: Incoming, into: ArrayBufferView | undefined): void {
+  if (m.flow === undefined) return;
+  const bytes = m.landed !== undefined ? m.landed * ((into as { BYTES_PER_ELEMENT?: number } | undefined)?.BYTES_PER_ELEMENT ?? 1) : payloadBytes(m.frames);
+  trace!.taken(m.flow, m.src, m.ctx, m.tag, bytes);
+}
 
 /** `finish(m)` as a promise: resolved, or rejected if it throws. */
 function settled<T>(finish: (m: Incoming) => T, m: Incoming): Promise<T> {
@@ -176,6 +185,7 @@ export class PointToPoint {
     if (m.ackId) this.reply(m.src, KIND_ACK, m.ackId);
     this.moved++;
     activity?.received(payloadBytes(m.frames));
+    if (trace) (m as Incoming).flow = trace.arrived(m.src);
     // Collective traffic (odd contexts) is checked against this rank's own calls on arrival;
     // the hook keeps the messages that are for it alone (a collective's abort notice).
     if ((m.ctx & 1) === 1 && this.collectiveArrival?.(m)) return;
@@ -243,21 +253,23 @@ export class PointToPoint {
     if (code >= 0) {
       const bytes = bytesOf(value as ArrayBufferView);
       if (activity) this.count(dest, bytes.byteLength);
+      if (trace) trace.sent(dest, ctx, tag, bytes.byteLength);
       // A collective's signature rides above the type code (see collectives.signature).
       const meta = code + sig * 256;
       if (dest === this.rank) {
-        this.toSelfRaw(ctx, tag, meta, bytes);
+        this.toSelfRaw(ctx, tag, meta, bytes, trace?.arrived(dest));
         return SENT;
       }
       return this.transmit(dest, { kind: Kind.Raw, ctx, src: this.rank, tag, meta }, [bytes], 0);
     }
     const enc = encode(value);
     if (activity) this.count(dest, payloadBytes(enc.frames));
+    if (trace) trace.sent(dest, ctx, tag, payloadBytes(enc.frames));
     const env: Envelope = { kind: enc.kind, ctx, src: this.rank, tag, meta: enc.meta + sig * 256 };
     if (dest !== this.rank) return this.transmit(dest, env, enc.frames, enc.borrowedFrom);
     // Own the bytes now: the caller may overwrite its arrays as soon as send resolves.
     const frames = enc.frames.map((f, i) => (i >= enc.borrowedFrom ? Buffer.from(f) : f));
-    this.matcher.arrive({ kind: env.kind, ctx, src: this.rank, tag, meta: env.meta, frames });
+    this.matcher.arrive({ kind: env.kind, ctx, src: this.rank, tag, meta: env.meta, frames, flow: trace?.arrived(dest) });
     return SENT;
   }
 
@@ -268,18 +280,18 @@ export class PointToPoint {
   }
 
   /** A binary message to this rank: into a waiting recvInto's array, or a copy to the matcher. */
-  private toSelfRaw(ctx: number, tag: number, meta: number, bytes: Buffer): void {
+  private toSelfRaw(ctx: number, tag: number, meta: number, bytes: Buffer, flow: number | undefined): void {
     const w = this.matcher.claim(ctx, this.rank, tag);
     const into = w?.into;
     const landed = into && elementsIn(bytes.byteLength, into);
     if (landed !== undefined) {
       new Uint8Array(into!.buffer, into!.byteOffset, bytes.byteLength).set(bytes);
-      w!.resolve({ kind: Kind.Raw, ctx, src: this.rank, tag, meta, frames: [], landed });
+      w!.resolve({ kind: Kind.Raw, ctx, src: this.rank, tag, meta, frames: [], landed, flow });
       return;
     }
     const copy = Buffer.allocUnsafe(bytes.byteLength);
     copy.set(bytes);
-    const m: Incoming = { kind: Kind.Raw, ctx, src: this.rank, tag, meta, frames: [copy] };
+    const m: Incoming = { kind: Kind.Raw, ctx, src: this.rank, tag, meta, frames: [copy], flow };
     if (w) w.resolve(m);
     else this.matcher.arrive(m);
   }
@@ -351,7 +363,10 @@ export class PointToPoint {
    */
   receive<T>(ctx: number, src: number, tag: number, group: readonly number[], into: ArrayBufferView | undefined, finish: (m: Incoming) => T): Promise<T> {
     const m = this.matcher.take(ctx, src, tag);
-    if (m) return settled(finish, m);
+    if (m) {
+      if (trace) taken(m, into);
+      return settled(finish, m);
+    }
     return this.wait(ctx, src, tag, group, "recv", into, finish);
   }
 

@@ -5,6 +5,8 @@
  * and the values travel. Built on point-to-point messages over a private duplicate of the
  * communicator, so pool traffic never meets the user's.
  */
+import { performance } from "node:perf_hooks";
+import { NONE, trace } from "./trace.js";
 import type { Communicator } from "./comm.js";
 import { ANY_SOURCE, ANY_TAG } from "./constants.js";
 import { MpiError, TaskError } from "./errors.js";
@@ -161,9 +163,12 @@ async function runChunk(functions: TaskFunctions, name: string, start: number, i
   if (!fn) return { values: [], failure: { index: start, name: "MpiError", message: `function "${name}" is not registered on rank ${rank}` } };
   const values: unknown[] = [];
   for (let i = 0; i < items.length; i++) {
+    const t0 = trace ? performance.now() : 0;
     try {
       values.push(await fn(items[i]));
+      trace?.span(`task ${name}`, NONE, NONE, NONE, -1, t0, performance.now());
     } catch (e) {
+      trace?.span(`task ${name} (failed)`, NONE, NONE, NONE, -1, t0, performance.now());
       const err = e instanceof Error ? e : new Error(String(e));
       return { values, failure: { index: start + i, name: err.name, message: err.message, stack: err.stack } };
     }
@@ -224,7 +229,8 @@ class Master<F extends TaskFunctions> {
     const size = this.chunksize(method, options);
     const list = [...items];
     const results = new Array<unknown>(list.length);
-    return new Promise<unknown[]>((resolve, reject) => {
+    const t0 = performance.now();
+    const done = new Promise<unknown[]>((resolve, reject) => {
       const call: Call = {
         fn: name,
         pending: list.length,
@@ -241,6 +247,8 @@ class Master<F extends TaskFunctions> {
       if (list.length === 0) return resolve(results);
       this.enqueue(call, list, size);
     });
+    // For --trace: the call spans its chunks' messages.
+    return trace ? done.finally(() => trace!.span(`pool.${method} ${name}`, NONE, NONE, NONE, -1, t0, performance.now())) : done;
   }
 
   imapUnordered(fn: string | TaskFunction, items: Iterable<unknown>, options?: MapOptions): AsyncIterableIterator<{ index: number; value: unknown }> {
@@ -250,22 +258,31 @@ class Master<F extends TaskFunctions> {
     const ready: { index: number; value: unknown }[] = [];
     let failure: TaskError | null = null;
     let wake: (() => void) | null = null;
+    // For --trace: the call spans from here to its last result.
+    const t0 = performance.now();
+    let traced = false;
+    const over = () => {
+      if (trace && !traced) trace.span(`pool.imapUnordered ${name}`, NONE, NONE, NONE, -1, t0, performance.now());
+      traced = true;
+    };
     const call: Call = {
       fn: name,
       pending: list.length,
       done: list.length === 0,
       result(index, value) {
         ready.push({ index, value });
-        if (--call.pending === 0) call.done = true;
+        if (--call.pending === 0) (call.done = true), over();
         wake?.();
       },
       fail(e) {
         failure = e;
         call.done = true;
+        over();
         wake?.();
       },
     };
     if (list.length > 0) this.enqueue(call, list, size);
+    else over();
     const it: AsyncIterableIterator<{ index: number; value: unknown }> = {
       [Symbol.asyncIterator]: () => it,
       next: async () => {
@@ -280,6 +297,7 @@ class Master<F extends TaskFunctions> {
       return: async () => {
         // The consumer stopped early: drop what has not been sent yet.
         call.done = true;
+        over();
         this.cancel(call);
         return { done: true, value: undefined };
       },

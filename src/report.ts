@@ -4,6 +4,8 @@
  * (TSMPI_REPORT=1): otherwise nothing here runs, and the message path pays one null check.
  */
 import { performance } from "node:perf_hooks";
+import { ANY_SOURCE } from "./constants.js";
+import { NONE } from "./trace.js";
 
 /** One rank's summary, as it travels to the launcher at finalize. */
 export interface RankReport {
@@ -55,30 +57,24 @@ export class Activity {
     this.bytesReceived += bytes;
   }
 
-  /** Times `call` (with `peer`, −1 for none) until `p` settles; returns `p`'s outcome. */
-  track<T>(call: string, peer: number, p: Promise<T>): Promise<T> {
-    const t0 = performance.now();
+  /** A call begins at `t0` (performance.now() ms). */
+  begin(t0: number): void {
     if (this.depth++ === 0) this.busySince = t0;
-    const done = () => {
-      const t1 = performance.now();
-      if (--this.depth === 0) this.waited += t1 - this.busySince;
-      const seconds = (t1 - t0) / 1000;
-      const c = this.calls.get(call);
-      if (c) (c.count++, (c.seconds += seconds));
-      else this.calls.set(call, { count: 1, seconds });
-      if (this.slowest.length < SLOWEST || seconds > this.slowest[this.slowest.length - 1]!.seconds) {
-        this.slowest.push({ call, peer, seconds });
-        this.slowest.sort((a, b) => b.seconds - a.seconds);
-        this.slowest.length = Math.min(this.slowest.length, SLOWEST);
-      }
-    };
-    return p.then(
-      (v) => (done(), v),
-      (e: unknown) => {
-        done();
-        throw e;
-      },
-    );
+  }
+
+  /** The call begun at `t0` ended at `t1`; `peer`: its peer or root, NONE when it has none. */
+  end(call: string, peer: number, _world: number, _tag: number, _ctx: number, t0: number, t1: number): void {
+    if (--this.depth === 0) this.waited += t1 - this.busySince;
+    const seconds = (t1 - t0) / 1000;
+    const c = this.calls.get(call);
+    if (c) (c.count++, (c.seconds += seconds));
+    else this.calls.set(call, { count: 1, seconds });
+    if (this.slowest.length < SLOWEST || seconds > this.slowest[this.slowest.length - 1]!.seconds) {
+      // In the report −1 is "no peer" and −2 "any source".
+      this.slowest.push({ call, peer: peer === NONE ? -1 : peer === ANY_SOURCE ? -2 : peer, seconds });
+      this.slowest.sort((a, b) => b.seconds - a.seconds);
+      this.slowest.length = Math.min(this.slowest.length, SLOWEST);
+    }
   }
 
   report(rank: number, host: string): RankReport {
@@ -102,30 +98,3 @@ export class Activity {
 
 /** This rank's activity record, or null when no report was asked for. */
 export const activity: Activity | null = process.env.TSMPI_REPORT === "1" ? new Activity() : null;
-
-/** The calls of a communicator that are timed, and which argument names the peer or root. */
-const TIMED: Record<string, number | null> = {
-  send: 1, recv: 0, recvMessage: 0, recvInto: 1, sendrecv: 1, sendrecvInto: 1, probe: 0,
-  barrier: null, bcast: 1, reduce: 2, allreduce: null, gather: 1, allgather: null, scatter: 1,
-  alltoall: null, scan: null, exscan: null, split: null, dup: null, cart: null,
-};
-
-const ROOTED = new Set(["bcast", "reduce", "gather", "scatter"]);
-
-/**
- * Wraps the timed methods of `proto` (Communicator.prototype) so that each call is timed. Done
- * once, and only when a report is asked for: a job without --report runs the methods as they are.
- */
-export function instrument(proto: object, a: Activity): void {
-  const methods = proto as Record<string, (...args: unknown[]) => unknown>;
-  for (const [name, peerArg] of Object.entries(TIMED)) {
-    const f = methods[name];
-    if (typeof f !== "function") continue;
-    methods[name] = function (this: unknown, ...args: unknown[]) {
-      const r = f.apply(this, args);
-      // A root left out is 0; a source left out is ANY_SOURCE (−2).
-      const peer = peerArg === null ? -1 : typeof args[peerArg] === "number" ? (args[peerArg] as number) : ROOTED.has(name) ? 0 : -2;
-      return r instanceof Promise ? a.track(name, peer, r) : r;
-    };
-  }
-}

@@ -8,7 +8,9 @@ import { Communicator, describeWaits } from "./comm.js";
 import { ControlChannel } from "./control.js";
 import { MpiError } from "./errors.js";
 import { PointToPoint } from "./p2p.js";
-import { activity, instrument } from "./report.js";
+import { COMMUNICATOR_CALLS, instrument } from "./instrument.js";
+import { activity } from "./report.js";
+import { trace, type TracePart } from "./trace.js";
 import { isTransportChoice, Router, TRANSPORT_CHOICES, type TransportChoice } from "./transport/index.js";
 
 interface RankState {
@@ -61,10 +63,11 @@ async function start(): Promise<RankState> {
     const table = await control.rendezvous({ t: "hello", rank, address: transport ? { host, ...transport.address } : null });
     transport?.setPeers(table.map((a, r) => a ?? { host: `missing-${r}` }));
     control.onGone((g) => p2p.peerGone(g.rank, g.sentTo, g.how));
+    trace?.start(rank, size);
     // What else is pending tells a rank stuck in tsmpi from one whose own timer or I/O will go on.
     control.onStateRequest(() => ({ t: "state", rank, ...describeWaits(p2p), moved: p2p.moved, resources: process.getActiveResourcesInfo() }));
   }
-  if (activity) instrument(Communicator.prototype, activity);
+  instrument(Communicator.prototype, COMMUNICATOR_CALLS, (c) => ({ ctx: (c as Communicator).contextId, group: (c as Communicator).group }));
   const world = new Communicator(
     p2p,
     Array.from({ length: size }, (_, r) => r),
@@ -95,11 +98,30 @@ export function finalize(): Promise<void> {
     // also the flush. The launcher is told only afterwards: peers that know we are gone stop
     // acknowledging us, so announcing first could leave close() waiting for a FIN-ACK forever.
     // The report is sent before close(): the wait for peers' FIN-ACKs is the launcher's, not the rank's.
-    if (activity) await s.control?.sendAndWait({ t: "report", rank: s.world.rank, report: activity.report(s.world.rank, process.env.TSMPI_HOST_ID ?? hostname()) });
+    const host = process.env.TSMPI_HOST_ID ?? hostname();
+    if (activity) await s.control?.sendAndWait({ t: "report", rank: s.world.rank, report: activity.report(s.world.rank, host) });
+    if (trace && s.control) await sendTrace(s.control, s.world.rank, trace.export(host));
     await s.p2p.close();
     await s.control?.send({ t: "fin", rank: s.world.rank, sentTo: s.p2p.sentTo });
   })();
   return finalizing;
+}
+
+/** Events per control message: a trace of 10⁶ events goes in pieces, not as one huge message. */
+const TRACE_CHUNK = 20_000;
+
+/** Sends this rank's trace to the launcher in pieces; the last is acknowledged. */
+async function sendTrace(control: ControlChannel, rank: number, part: TracePart): Promise<void> {
+  const pieces = Math.max(Math.ceil(part.events.length / TRACE_CHUNK), Math.ceil(part.flows.length / (4 * TRACE_CHUNK)), 1);
+  for (let i = 0; i < pieces; i++) {
+    const piece: TracePart = {
+      events: part.events.slice(i * TRACE_CHUNK, (i + 1) * TRACE_CHUNK),
+      flows: part.flows.slice(i * 4 * TRACE_CHUNK, (i + 1) * 4 * TRACE_CHUNK),
+      dropped: part.dropped,
+    };
+    const msg = { t: "trace", rank, part: piece, last: i === pieces - 1 } as const;
+    await (msg.last ? control.sendAndWait(msg, 30_000) : control.send(msg));
+  }
 }
 
 /**

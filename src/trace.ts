@@ -1,0 +1,334 @@
+/**
+ * What a rank did, in time, for `tsmpirun --trace`: a span for every tsmpi call and an event for
+ * every message sent and taken by a receive. Kept only when the launcher asks for it
+ * (TSMPI_TRACE=1): otherwise nothing here runs, and the message path pays one null check.
+ *
+ * Records go into a ring (the last TSMPI_TRACE_EVENTS, 10⁶ by default), as plain numbers: the
+ * work of turning them into trace events (lanes, flow binding, JSON) is done once, at finalize.
+ */
+import { performance } from "node:perf_hooks";
+import { ANY_SOURCE, ANY_TAG, PROC_NULL } from "./constants.js";
+
+const SPAN = 0;
+const OUT = 1;
+const IN = 2;
+
+/** Trace time unit: 125 ns, so that every time in µs is an exact binary fraction (k / 8) and survives JSON. */
+const TICKS_PER_MS = 8000;
+
+/** A call without a peer (or root) or without a tag. */
+export const NONE = -1000;
+
+/** One rank's share of the trace, as it travels to the launcher at finalize (in chunks). */
+export interface TracePart {
+  /** Trace events (spans and metadata) as JSON texts, ready for the file. */
+  events: string[];
+  /** Flow events, four numbers each: kind (1 = start at a send, 2 = end at a receive), time in µs, lane, id. */
+  flows: number[];
+  /** Records the ring dropped (oldest first) because it was full. */
+  dropped: number;
+}
+
+/** Which calls may contain others (their own messages or calls), and which are single operations. */
+const LEAF = new Set(["send", "recv", "recvMessage", "recvInto", "probe"]);
+const SENDS = new Set(["send", "sendrecv", "sendrecvInto"]);
+const RECEIVES = new Set(["recv", "recvMessage", "recvInto", "sendrecv", "sendrecvInto"]);
+
+interface Span {
+  s: number;
+  e: number;
+  name: string;
+  /** Peer or root as the caller gave it (rank in the communicator), its world rank, tag (NONE: none), communicator id (−1: none). */
+  peer: number;
+  world: number;
+  tag: number;
+  ctx: number;
+  sent: number;
+  received: number;
+  lane: number;
+}
+
+interface Flow {
+  kind: number;
+  t: number;
+  id: number;
+  /** World rank at the other end, wire context, tag, bytes. */
+  peer: number;
+  ctx: number;
+  tag: number;
+  bytes: number;
+  span: Span | null;
+}
+
+export class Trace {
+  private cap: number;
+  private n = 0;
+  private head = 0;
+  private dropped = 0;
+  private t0 = new Float64Array(0);
+  private t1 = new Float64Array(0);
+  private x = new Float64Array(0);
+  private kind = new Uint8Array(0);
+  private name = new Int32Array(0);
+  private peer = new Int32Array(0);
+  private world = new Int32Array(0);
+  private tag = new Int32Array(0);
+  private ctx = new Int32Array(0);
+  private readonly names: string[] = [];
+  private readonly nameIds = new Map<string, number>();
+  private rank = 0;
+  private size = 1;
+  /** Messages sent to / arrived from each world rank: a message's sequence number on its pair of ranks. */
+  private outSeq = new Float64Array(1);
+  private inSeq = new Float64Array(1);
+  /** Flow ids are (src · size + dst) · 2^k + sequence: unique in the job, below 2^53. */
+  private pairScale = 1;
+  /**
+   * What turns this process's performance.now() into the job's time line (ms since the launcher
+   * started the job, on the launcher's clock): ranks on the launcher's host share its clock; an
+   * agent on another host measured how far that host's clock is from the launcher's.
+   */
+  offset = 0;
+
+  constructor(capacity: number) {
+    this.cap = Math.max(16, capacity);
+  }
+
+  /** Sets the rank and job size (at init). */
+  start(rank: number, size: number): void {
+    this.rank = rank;
+    this.size = size;
+    this.outSeq = new Float64Array(size);
+    this.inSeq = new Float64Array(size);
+    this.pairScale = 2 ** (53 - Math.ceil(Math.log2(Math.max(2, size * size))));
+  }
+
+  private slot(): number {
+    if (this.n < this.t0.length) return this.n++;
+    if (this.n < this.cap) {
+      this.grow(Math.min(this.cap, Math.max(1024, 2 * this.n)));
+      return this.n++;
+    }
+    const i = this.head;
+    this.head = (this.head + 1) % this.n;
+    this.dropped++;
+    return i;
+  }
+
+  private grow(to: number): void {
+    const f64 = (a: Float64Array) => (((b) => (b.set(a), b))(new Float64Array(to)));
+    const i32 = (a: Int32Array) => (((b) => (b.set(a), b))(new Int32Array(to)));
+    this.t0 = f64(this.t0);
+    this.t1 = f64(this.t1);
+    this.x = f64(this.x);
+    const k = new Uint8Array(to);
+    k.set(this.kind);
+    this.kind = k;
+    this.name = i32(this.name);
+    this.peer = i32(this.peer);
+    this.world = i32(this.world);
+    this.tag = i32(this.tag);
+    this.ctx = i32(this.ctx);
+  }
+
+  private nameId(name: string): number {
+    let id = this.nameIds.get(name);
+    if (id === undefined) {
+      id = this.names.length;
+      this.names.push(name);
+      this.nameIds.set(name, id);
+    }
+    return id;
+  }
+
+  /** As an observer of calls (see instrument.ts): a call begins (nothing to do until it ends). */
+  begin(_t0: number): void {}
+
+  /** As an observer of calls: the call ended; recorded as a span. */
+  end(call: string, peer: number, world: number, tag: number, ctx: number, t0: number, t1: number): void {
+    this.span(call, peer, world, tag, ctx, t0, t1);
+  }
+
+  /** A call that ran from `t0` to `t1` (performance.now() ms); `peer`/`tag` NONE: the call has none. */
+  span(name: string, peer: number, world: number, tag: number, ctx: number, t0: number, t1: number): void {
+    const i = this.slot();
+    this.kind[i] = SPAN;
+    this.t0[i] = t0;
+    this.t1[i] = t1;
+    this.name[i] = this.nameId(name);
+    this.peer[i] = peer;
+    this.world[i] = world;
+    this.tag[i] = tag;
+    this.ctx[i] = ctx;
+  }
+
+  private flow(kind: number, id: number, peer: number, ctx: number, tag: number, bytes: number, at: number): void {
+    const i = this.slot();
+    this.kind[i] = kind;
+    this.t0[i] = at;
+    this.t1[i] = bytes;
+    this.x[i] = id;
+    this.world[i] = peer;
+    this.ctx[i] = ctx;
+    this.tag[i] = tag;
+  }
+
+  /** A message to world rank `dest` leaves now. Called in the order messages go on the wire. */
+  sent(dest: number, ctx: number, tag: number, bytes: number, at = performance.now()): void {
+    this.flow(OUT, (this.rank * this.size + dest) * this.pairScale + this.outSeq[dest]++, dest, ctx, tag, bytes, at);
+  }
+
+  /** The id of the next message from world rank `src` (called as messages arrive, in order). */
+  arrived(src: number): number {
+    return (src * this.size + this.rank) * this.pairScale + this.inSeq[src]++;
+  }
+
+  /** A receive took message `id` from `src` now. */
+  taken(id: number, src: number, ctx: number, tag: number, bytes: number, at = performance.now()): void {
+    this.flow(IN, id, src, ctx, tag, bytes, at);
+  }
+
+  /**
+   * The trace events of this rank, in the launcher's time (µs since the job started): spans on
+   * lanes so that they nest (calls pending at once go side by side), and each message event
+   * bound to the call it belongs to.
+   */
+  export(host: string): TracePart {
+    const toTicks = (ms: number) => Math.round((ms + this.offset) * TICKS_PER_MS);
+    const spans: Span[] = [];
+    const flows: Flow[] = [];
+    for (let k = 0; k < this.n; k++) {
+      const i = (this.head + k) % this.n;
+      if (this.kind[i] === SPAN) {
+        const s = toTicks(this.t0[i]!);
+        spans.push({ s, e: Math.max(toTicks(this.t1[i]!), s + 2), name: this.names[this.name[i]!]!, peer: this.peer[i]!, world: this.world[i]!, tag: this.tag[i]!, ctx: this.ctx[i]!, sent: 0, received: 0, lane: 0 });
+      } else {
+        flows.push({ kind: this.kind[i]!, t: toTicks(this.t0[i]!), id: this.x[i]!, peer: this.world[i]!, ctx: this.ctx[i]!, tag: this.tag[i]!, bytes: this.t1[i]!, span: null });
+      }
+    }
+    bind(spans, flows);
+    lanes(spans);
+    const events: string[] = [
+      meta("process_name", this.rank, 0, { name: `rank ${this.rank} (${host})` }),
+      meta("process_sort_index", this.rank, 0, { sort_index: this.rank }),
+    ];
+    const laneCount = spans.reduce((m, s) => Math.max(m, s.lane + 1), 1);
+    for (let l = 0; l < laneCount; l++) events.push(meta("thread_name", this.rank, l, { name: l === 0 ? "tsmpi calls" : `tsmpi calls (${l + 1})` }));
+    if (this.dropped > 0 && spans.length > 0) {
+      events.push(JSON.stringify({ name: `trace cut: ${this.dropped} earlier events were dropped (TSMPI_TRACE_EVENTS=${this.cap})`, ph: "i", s: "p", pid: this.rank, tid: 0, ts: spans[0]!.s / 8 }));
+    }
+    for (const s of spans) {
+      events.push(JSON.stringify({ name: s.name, cat: "tsmpi", ph: "X", pid: this.rank, tid: s.lane, ts: s.s / 8, dur: (s.e - s.s) / 8, args: spanArgs(s) }));
+    }
+    const out: number[] = [];
+    for (const f of flows) {
+      const sp = f.span!;
+      // Strictly inside its span, so that the viewer binds it to that span and no other.
+      const t = Math.min(Math.max(f.t, sp.s + 1), sp.e - 1);
+      out.push(f.kind, t / 8, sp.lane, f.id);
+    }
+    return { events, flows: out, dropped: this.dropped };
+  }
+}
+
+function meta(name: string, pid: number, tid: number, args: object): string {
+  return JSON.stringify({ name, ph: "M", pid, tid, args });
+}
+
+const ROOTED = new Set(["bcast", "reduce", "gather", "scatter"]);
+
+function spanArgs(s: Span): Record<string, number | string> {
+  const a: Record<string, number | string> = {};
+  if (s.peer !== NONE) {
+    const role = ROOTED.has(s.name) ? "root" : SENDS.has(s.name) ? "dest" : "source";
+    a[role] = s.peer === ANY_SOURCE ? "ANY_SOURCE" : s.peer === PROC_NULL ? "PROC_NULL" : s.peer;
+  }
+  if (s.tag !== NONE) a.tag = s.tag === ANY_TAG ? "ANY_TAG" : s.tag;
+  if (s.ctx >= 0) a.communicator = s.ctx;
+  if (s.sent > 0) a.bytesSent = s.sent;
+  if (s.received > 0) a.bytesReceived = s.received;
+  return a;
+}
+
+/** Can this span have sent (`OUT`) or taken (`IN`) this message? */
+function fits(s: Span, f: Flow): boolean {
+  if (f.kind === OUT ? s.name === "probe" || (LEAF.has(s.name) && !SENDS.has(s.name)) : s.name === "send" || s.name === "probe") return false;
+  if (!LEAF.has(s.name) && !SENDS.has(s.name) && !RECEIVES.has(s.name)) return true;
+  // A point-to-point call: its own communicator (even wire contexts), peer and tag.
+  if (f.ctx !== 2 * s.ctx) return false;
+  if (f.kind === OUT) return SENDS.has(s.name) && s.world === f.peer && (s.name !== "send" || s.tag === f.tag);
+  if (s.name === "sendrecv" || s.name === "sendrecvInto") return true;
+  return (s.world === f.peer || s.peer === ANY_SOURCE) && (s.tag === ANY_TAG || s.tag === f.tag);
+}
+
+/**
+ * Binds every message event to the innermost call pending at its time that could have made it,
+ * and counts its bytes there. An event no call contains (a library's internal message) gets a
+ * short span of its own.
+ */
+function bind(spans: Span[], flows: Flow[]): void {
+  spans.sort((a, b) => a.s - b.s || b.e - a.e);
+  flows.sort((a, b) => a.t - b.t);
+  const active: Span[] = [];
+  const extra: Span[] = [];
+  let next = 0;
+  for (const f of flows) {
+    while (next < spans.length && spans[next]!.s <= f.t) active.push(spans[next++]!);
+    let best: Span | null = null;
+    for (let j = active.length - 1; j >= 0; j--) {
+      const s = active[j]!;
+      if (s.e < f.t) {
+        active.splice(j, 1);
+        continue;
+      }
+      if (fits(s, f) && (!best || s.e - s.s < best.e - best.s)) best = s;
+    }
+    if (!best) {
+      best = { s: f.t - 1, e: f.t + 1, name: f.kind === OUT ? "send (internal)" : "recv (internal)", peer: NONE, world: f.peer, tag: NONE, ctx: -1, sent: 0, received: 0, lane: 0 };
+      extra.push(best);
+    }
+    if (f.kind === OUT) best.sent += f.bytes;
+    else best.received += f.bytes;
+    f.span = best;
+  }
+  if (extra.length > 0) {
+    spans.push(...extra);
+    spans.sort((a, b) => a.s - b.s || b.e - a.e);
+  }
+}
+
+/**
+ * Puts each span on the first lane where it nests: inside the call open there (when that call
+ * can contain others), or where nothing is open. Spans come sorted by start, longest first.
+ */
+function lanes(spans: Span[]): void {
+  const open: Span[][] = [];
+  for (const s of spans) {
+    for (let l = 0; ; l++) {
+      const stack = (open[l] ??= []);
+      while (stack.length > 0 && stack[stack.length - 1]!.e <= s.s) stack.pop();
+      const top = stack[stack.length - 1];
+      if (!top || (!LEAF.has(top.name) && !top.name.endsWith("(internal)") && top.e >= s.e)) {
+        s.lane = l;
+        stack.push(s);
+        break;
+      }
+    }
+  }
+}
+
+function capacity(): number {
+  const v = process.env.TSMPI_TRACE_EVENTS;
+  const n = v === undefined ? 1_000_000 : Number(v);
+  return Number.isInteger(n) && n > 0 ? n : 1_000_000;
+}
+
+function jobClock(): number {
+  const epoch = Number(process.env.TSMPI_TRACE_EPOCH ?? performance.timeOrigin);
+  const hostOffset = Number(process.env.TSMPI_CLOCK_OFFSET ?? 0);
+  // The difference first: both are ~1.8·10¹² ms, and their sum with a small time would lose µs.
+  return performance.timeOrigin - epoch + (Number.isFinite(hostOffset) ? hostOffset : 0);
+}
+
+/** This rank's trace, or null when no trace was asked for. */
+export const trace: Trace | null = process.env.TSMPI_TRACE === "1" ? Object.assign(new Trace(capacity()), { offset: jobClock() }) : null;
