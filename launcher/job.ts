@@ -218,7 +218,6 @@ class Job {
         TSMPI_LOCAL_SIZE: String(p.ranks.length),
         TSMPI_HOST_ID: p.host,
         ...(this.opts.report ? { TSMPI_REPORT: "1" } : {}),
-        ...(this.traceFile ? { TSMPI_TRACE: "1", TSMPI_TRACE_EPOCH: String(this.epoch) } : {}),
         // Ranks write to pipes; this tells them a person watches (progress lines, say).
         ...(process.stderr.isTTY ? { TSMPI_STDERR_TTY: "1" } : {}),
       },
@@ -271,7 +270,12 @@ class Job {
   /** Starts every host's agent (remote ones first, all at once), then every rank. */
   private async startHosts(start: Start): Promise<Promise<void>[] | null> {
     const multiHost = this.placements.length > 1;
-    const userEnv = { ...definedOnly(this.opts.env), TSMPI_TRANSPORT: this.opts.transport };
+    const userEnv = {
+      ...definedOnly(this.opts.env),
+      TSMPI_TRANSPORT: this.opts.transport,
+      // For every host's agent too: a remote one aligns its host's clock when tracing.
+      ...(this.traceFile ? { TSMPI_TRACE: "1", TSMPI_TRACE_EPOCH: String(this.epoch) } : {}),
+    };
     const remote = this.placements.filter((p) => p.remote);
     const tcpIfHere = this.opts.tcpIf ? interfaceAddress(this.opts.tcpIf) : undefined;
     if (multiHost && this.opts.tcpIf && !tcpIfHere && this.placements.some((p) => !p.remote)) {

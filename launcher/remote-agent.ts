@@ -15,6 +15,7 @@ import { interfaceAddress, ownAddresses, routeSource, sshClientAddress, sshServe
 import { HostAgent, inheritedEnv } from "./agent.js";
 import { createJobDir, type JobDir } from "./jobdir.js";
 import { PacedWriter } from "./output.js";
+import { testSkew } from "../src/trace.js";
 import { SCRIPT, type AgentToLauncher, type LauncherToAgent, type RemotePlan } from "./protocol.js";
 
 const STOP_GRACE_MS = 2000;
@@ -76,7 +77,7 @@ async function start(plan: RemotePlan): Promise<void> {
   }
   const env: Record<string, string> = { ...inheritedEnv(), ...plan.env, TSMPI_JOB_DIR: jobDir.path };
   // --trace: this host's ranks put their times on the launcher's time line.
-  if (plan.env.TSMPI_TRACE === "1") env.TSMPI_CLOCK_OFFSET = String(await clockOffset());
+  if (plan.env.TSMPI_TRACE === "1") env.TSMPI_CLOCK_OFFSET = String(await clockOffset(testSkew(plan.host, plan.env.TSMPI_TEST_CLOCK_SKEW)));
   if (plan.multiHost) env.TSMPI_TCP_ADDRESS = plan.tcpAddress ?? ownAddresses()[0] ?? "127.0.0.1";
   agent = new HostAgent(
     { host: plan.host, command, cwd: plan.cwd, env, ranks: plan.ranks, onSpawn: (pid) => jobDir?.track(pid) },
@@ -100,8 +101,8 @@ async function start(plan: RemotePlan): Promise<void> {
  * is at most half that round trip.
  */
 let clockWaiter: ((now: number) => void) | null = null;
-async function clockOffset(samples = 16): Promise<number> {
-  const now = () => performance.timeOrigin + performance.now();
+async function clockOffset(skew: number, samples = 16): Promise<number> {
+  const now = () => performance.timeOrigin + skew + performance.now();
   let best = { rtt: Infinity, offset: 0 };
   for (let i = 0; i < samples; i++) {
     const answer = new Promise<number>((resolve) => (clockWaiter = resolve));

@@ -323,11 +323,24 @@ function capacity(): number {
   return Number.isInteger(n) && n > 0 ? n : 1_000_000;
 }
 
+/**
+ * For tests of the alignment: TSMPI_TEST_CLOCK_SKEW="h2:5000,h3:-3000" makes hosts h2 and h3
+ * read their clocks that many ms off (on one machine, every host's clock is the same one).
+ */
+export function testSkew(host: string | undefined, spec = process.env.TSMPI_TEST_CLOCK_SKEW): number {
+  for (const item of (spec ?? "").split(",")) {
+    const [h, ms] = item.split(":");
+    if (h === host && Number.isFinite(Number(ms))) return Number(ms);
+  }
+  return 0;
+}
+
 function jobClock(): number {
   const epoch = Number(process.env.TSMPI_TRACE_EPOCH ?? performance.timeOrigin);
   const hostOffset = Number(process.env.TSMPI_CLOCK_OFFSET ?? 0);
+  const origin = performance.timeOrigin + testSkew(process.env.TSMPI_HOST_ID);
   // The difference first: both are ~1.8·10¹² ms, and their sum with a small time would lose µs.
-  return performance.timeOrigin - epoch + (Number.isFinite(hostOffset) ? hostOffset : 0);
+  return origin - epoch + (Number.isFinite(hostOffset) ? hostOffset : 0);
 }
 
 /** This rank's trace, or null when no trace was asked for. */

@@ -6,6 +6,7 @@ import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { checkTrace } from "./trace-check.js";
 import { CLI, eventually, fixture, leftovers, newMark, ROOT, run, start, waitForOutput } from "./helpers.js";
 
 const RIG = "/tmp/tsmpi-rig-test";
@@ -51,6 +52,26 @@ describe.skipIf(!canRig)("many hosts (3 network namespaces with sshd)", () => {
     const [a, b] = [many, one].map((r) => JSON.parse(r.stdout.trim().split("\n").pop()!));
     expect(a.ranks).toBe(6); // -n defaults to the hostfile's slots
     expect(a.fieldHash).toBe(b.fieldHash);
+  });
+
+  it("--trace: one file with every host's ranks on one time line, even when the hosts' clocks disagree by seconds", async () => {
+    const file = join(mkdtempSync("/tmp/tsmpi-trace-rig-"), "rig.json");
+    const began = Date.now();
+    // h2's clock reads 5 s ahead and h3's 3 s behind (TSMPI_TEST_CLOCK_SKEW): each host's agent
+    // measures its offset to the launcher, and its ranks' times are moved by it.
+    const r = await run(["--hostfile", `${RIG}/hostfile`, "--launch-agent", agent, "-x", "TSMPI_TEST_CLOCK_SKEW=h2:5000,h3:-3000", "--trace", file, "examples/heat.ts", "--n", "96", "--steps", "60"]);
+    const wallUs = (Date.now() - began) * 1000;
+    expect(r.stderr).toBe("");
+    expect(r.exitCode).toBe(0);
+    const t = checkTrace(file);
+    expect([...t.processes.values()].map((n) => n.replace(/^rank \d+ /, "")).sort()).toEqual(["(h1)", "(h1)", "(h2)", "(h2)", "(h3)", "(h3)"]);
+    for (const s of t.spans) {
+      expect(s.ts).toBeGreaterThan(0);
+      expect(s.ts + s.dur!).toBeLessThan(wallUs);
+    }
+    const across = t.messages.filter((m) => t.processes.get(m.from.pid)!.slice(-3) !== t.processes.get(m.to.pid)!.slice(-3));
+    expect(across.length).toBeGreaterThan(100);
+    for (const m of t.messages) expect(m.to.ts + m.to.dur!, `message ${m.id}: ${m.from.name} on rank ${m.from.pid} → ${m.to.name} on rank ${m.to.pid}`).toBeGreaterThanOrEqual(m.from.ts);
   });
 
   it("checkpoints on hosts that do not share the directory go through rank 0; a killed rig job restarts on this machine with the same fieldHash", async () => {
