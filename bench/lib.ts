@@ -15,8 +15,8 @@ export function pythonWith(modules: string): string | undefined {
 }
 
 /** Runs a command and parses the JSON object on the last line of its stdout. */
-export function lastJson(cmd: string, args: string[]): Record<string, number> {
-  const out = execFileSync(cmd, args, { cwd: ROOT, env: REFERENCE_ENV, encoding: "utf8" }).trim().split("\n");
+export function lastJson(cmd: string, args: string[], pick: (line: string) => boolean = () => true): Record<string, number> {
+  const out = execFileSync(cmd, args, { cwd: ROOT, env: REFERENCE_ENV, encoding: "utf8" }).trim().split("\n").filter(pick);
   return JSON.parse(out[out.length - 1]!);
 }
 

@@ -23,6 +23,9 @@ for (const n of [2, 4, 8]) {
 console.log("\n== heat solver: bench/heat.ts");
 execFileSync(process.execPath, ["--import", "tsx", "bench/heat.ts"], { cwd: root, stdio: "inherit" });
 
+console.log("\n== cost of --report and --trace: bench/trace.ts");
+execFileSync(process.execPath, ["--import", "tsx", "bench/trace.ts"], { cwd: root, stdio: "inherit" });
+
 console.log("\n== task pool: bench/pool.ts");
 execFileSync(process.execPath, ["--import", "tsx", "bench/pool.ts"], { cwd: root, stdio: "inherit" });
 

@@ -16,7 +16,7 @@ import { BlockGrid, finalize, init, wtime } from "tsmpi";
 import { stepJs, wasmKernel, wavefront, type Box, type Kernel, type StepFunction } from "./lib/ftcs.js";
 import { optionError, options, squareGrid } from "./lib/options.js";
 import { progress } from "./lib/progress.js";
-import { writeField } from "./lib/png.js";
+import { fieldImage, render } from "./lib/plot.js";
 
 const opt = options(import.meta.url, "The 2D heat equation on the unit square (FTCS, u = 0 on the boundary), on a grid split over all ranks.", {
   n: { kind: "int", default: 512, min: 1, help: "interior cells per side" },
@@ -174,7 +174,7 @@ if (field) {
   }
   const l2error = Math.sqrt(sq * h * h);
   const fieldHash = createHash("sha256").update(new Uint8Array(field.buffer, field.byteOffset, field.byteLength)).digest("hex");
-  if (opt.png) writeField(opt.png, field, n, n);
+  if (opt.png) await render(fieldImage({ title: `heat: u on ${n}×${n} cells after ${opt.steps} steps`, data: field, rows: n, cols: n, colours: { kind: "scheme", scheme: "inferno", title: "u" } }), opt.png);
   const result = { n, steps: opt.steps, ranks: world.size, dt, l2error, fieldHash, seconds, cellUpdatesPerSecond: (n * n * (opt.steps - first)) / seconds };
   if (opt.json) console.log(JSON.stringify(result));
   else {

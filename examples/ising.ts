@@ -16,7 +16,7 @@ import { BlockGrid, finalize, init, wtime } from "tsmpi";
 import { halfSweepKey, measure, siteRandom, thresholds, updateColour, type Block } from "./lib/ising.js";
 import { optionError, options, squareGrid } from "./lib/options.js";
 import { progress } from "./lib/progress.js";
-import { writeField } from "./lib/png.js";
+import { fieldImage, render } from "./lib/plot.js";
 
 const opt = options(import.meta.url, "The 2D Ising model on a periodic lattice split over all ranks (checkerboard Metropolis).", {
   L: { kind: "int", default: 256, min: 2, help: "lattice side" },
@@ -152,7 +152,10 @@ const N = L * L;
 const spins = await grid.gather(0);
 if (spins) {
   const fieldHash = createHash("sha256").update(new Uint8Array(spins.buffer, spins.byteOffset, spins.byteLength)).digest("hex");
-  if (opt.png) writeField(opt.png, spins, L, L, (s) => (s > 0 ? [250, 200, 60] : [40, 20, 90]));
+  if (opt.png) {
+    const categories = [{ value: 1, label: "+1", colour: "#fac83c" }, { value: -1, label: "−1", colour: "#28145a" }];
+    await render(fieldImage({ title: `Ising: ${L}×${L} spins at T = ${T} after ${therm} + ${sweeps} sweeps`, data: spins, rows: L, cols: L, colours: { kind: "categories", title: "spin", categories } }), opt.png);
+  }
   const result = {
     L, T, sweeps, ranks: world.size,
     absMagnetization: sumAbsM / sweeps / N,

@@ -14,7 +14,7 @@ import { finalize, init, taskPool, wtime } from "tsmpi";
 import { derivedSeed, runSerial, type IsingRun } from "./lib/ising.js";
 import { options } from "./lib/options.js";
 import { progress } from "./lib/progress.js";
-import { plot } from "./lib/plot.js";
+import { lineChart, render } from "./lib/plot.js";
 
 const opt = options(import.meta.url, "The Ising magnetisation curve: one serial Ising run per temperature, handed out by a task pool.", {
   L: { kind: "int", default: 32, min: 2, help: "lattice side" },
@@ -63,20 +63,20 @@ if (results) {
     const onsager: [number, number][] = [];
     for (let t = Math.min(Tmin, 1); t < Tc; t += 0.005) onsager.push([t, (1 - Math.sinh(2 / t) ** -4) ** 0.125]);
     onsager.push([Tc, 0]);
-    const lo = Math.floor(Tmin * 2) / 2, hi = Math.ceil(Tmax * 2) / 2;
-    plot(opt.png, {
-      xRange: [lo, hi],
-      yRange: [-2, 1],
-      xTicks: Array.from({ length: Math.round((hi - lo) * 2) + 1 }, (_, i) => lo + i / 2),
-      yTicks: [-2, -1.5, -1, -0.5, 0, 0.5, 1],
-      xLabel: "T",
-      marks: [[Tc, "Tc"]],
-      series: [
-        { label: "exact |m| (Onsager)", colour: [20, 20, 20], style: "line", points: onsager.filter(([t]) => t >= lo) },
-        { label: `|m|   (L = ${L})`, colour: [30, 90, 200], style: "markers", points: T.map((t, i) => [t, absMagnetization[i]!]) },
-        { label: "e per site", colour: [210, 60, 40], style: "markers", points: T.map((t, i) => [t, energy[i]!]) },
-      ],
-    });
+    await render(
+      lineChart({
+        title: `Ising magnetisation and energy per site, L = ${L}, ${sweeps} sweeps per temperature`,
+        xTitle: "temperature T",
+        yTitle: "per site",
+        rules: [{ x: Tc, label: "Tc" }],
+        curves: [
+          { label: "exact |m| (Onsager, L = ∞)", style: "line", points: onsager.filter(([t]) => t >= Tmin) },
+          { label: `|m| (L = ${L})`, style: "points", points: T.map((t, i) => [t, absMagnetization[i]!]) },
+          { label: "e per site", style: "points", points: T.map((t, i) => [t, energy[i]!]) },
+        ],
+      }),
+      opt.png,
+    );
   }
   const result = { L, points, ranks: world.size, T, absMagnetization, energy, resultsHash, seconds, tasksPerSecond: points / seconds };
   if (opt.json) console.log(JSON.stringify(result));

@@ -6,6 +6,7 @@
 import { performance } from "node:perf_hooks";
 import { ANY_SOURCE, ANY_TAG } from "./constants.js";
 import { activity } from "./report.js";
+import { SENT } from "./transport/index.js";
 import { NONE, trace } from "./trace.js";
 
 /** Something that wants to know about every call: when it begins, and what it was when it ends. */
@@ -55,32 +56,37 @@ export function instrument(proto: object, calls: Record<string, CallShape & { as
     const f = methods[name];
     if (typeof f !== "function") continue;
     const call = shape.as ?? name;
-    methods[name] = function (this: unknown, ...args: unknown[]) {
+    const ended = (self: unknown, args: IArguments, t0: number) => {
+      const t1 = performance.now();
+      const peer = shape.peer ? (typeof args[shape.peer[0]] === "number" ? (args[shape.peer[0]] as number) : shape.peer[1]) : NONE;
+      const tag = shape.tag ? (typeof args[shape.tag[0]] === "number" ? (args[shape.tag[0]] as number) : shape.tag[1]) : NONE;
+      const { ctx, group } = where(self);
+      const world = peer >= 0 && group ? group[peer] ?? peer : peer;
+      for (const o of observers) o.end(call, peer, world, tag, ctx, t0, t1);
+    };
+    methods[name] = function (this: unknown) {
+      // `arguments`, not a rest parameter: no array is made on every message.
+      // eslint-disable-next-line prefer-rest-params
+      const args = arguments;
       const t0 = performance.now();
       for (const o of observers) o.begin(t0);
-      const ended = () => {
-        const t1 = performance.now();
-        const peer = shape.peer ? (typeof args[shape.peer[0]] === "number" ? (args[shape.peer[0]] as number) : shape.peer[1]) : NONE;
-        const tag = shape.tag ? (typeof args[shape.tag[0]] === "number" ? (args[shape.tag[0]] as number) : shape.tag[1]) : NONE;
-        const { ctx, group } = where(this);
-        const world = peer >= 0 && group ? group[peer] ?? peer : peer;
-        for (const o of observers) o.end(call, peer, world, tag, ctx, t0, t1);
-      };
       let r: unknown;
       try {
-        r = f.apply(this, args);
+        r = f.apply(this, args as unknown as unknown[]);
       } catch (e) {
-        ended();
+        ended(this, args, t0);
         throw e;
       }
-      if (!(r instanceof Promise)) {
-        ended();
+      // A send that completed at once (the engine's own resolved promise) ends now: no promise
+      // of ours on top of it, and no turn of the microtask queue added to every small message.
+      if (r === SENT || !(r instanceof Promise)) {
+        ended(this, args, t0);
         return r;
       }
       return r.then(
-        (v: unknown) => (ended(), v),
+        (v: unknown) => (ended(this, args, t0), v),
         (e: unknown) => {
-          ended();
+          ended(this, args, t0);
           throw e;
         },
       );
