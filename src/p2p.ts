@@ -10,6 +10,7 @@ import { RankFailedError } from "./errors.js";
 import { Matcher, type Incoming, type Waiter } from "./matching.js";
 import { KIND_ACK, KIND_FIN, KIND_FIN_ACK, MAX_INLINE_FRAMES, peekEnvelope, readMessage, writeHeader, type Envelope } from "./protocol.js";
 import { SENT, type Transport } from "./transport/index.js";
+import { waiting } from "./instrument.js";
 import { activity } from "./report.js";
 import { trace } from "./trace.js";
 import { binaryCode, bytesOf, elementsIn, encode, Kind, payloadBytes } from "./wire.js";
@@ -45,9 +46,13 @@ class Pending<T> implements Waiter {
     });
   }
 
+  /** For --report and --trace: the call's wrapper ends its span here (see instrument.waiting). */
+  settled: (() => void) | null = null;
+
   resolve(m: Incoming): void {
-    this.transport?.release();
     if (trace && this.call === "recv") taken(m, this.into);
+    this.settled?.();
+    this.transport?.release();
     let v: T;
     try {
       v = this.finish(m);
@@ -59,6 +64,7 @@ class Pending<T> implements Waiter {
   }
 
   reject(e: Error): void {
+    this.settled?.();
     this.transport?.release();
     this.fail(e);
   }
@@ -389,6 +395,7 @@ export class PointToPoint {
     this.transport?.hold();
     if (call === "recv") this.matcher.postRecv(w);
     else this.matcher.postProbe(w);
+    waiting?.set(w.promise, w);
     return w.promise;
   }
 
