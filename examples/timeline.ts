@@ -10,6 +10,7 @@
  * A plain script, not a job: run it with tsx (or node), not tsmpirun.
  */
 import { readFileSync } from "node:fs";
+import { basename } from "node:path";
 import yargs from "yargs";
 import { render, timeline, type TimelineArrow, type TimelineSpan } from "./lib/plot.js";
 
@@ -50,5 +51,5 @@ for (const f of events) {
   if (!s || s.ts / 1000 < from || f.ts / 1000 > to) continue;
   arrows.push({ from: { rank: s.pid, lane: s.tid, t: s.ts / 1000 }, to: { rank: f.pid, lane: f.tid, t: f.ts / 1000 } });
 }
-await render(timeline(`${file}: ${from.toFixed(1)}–${to.toFixed(1)} ms (${shown.length} calls, ${arrows.length} messages)`, shown, arrows), opt.png);
+await render(timeline(`${basename(file)}: ${from.toFixed(1)}–${to.toFixed(1)} ms (${shown.length} calls, ${arrows.length} messages)`, shown, arrows), opt.png);
 console.log(`timeline: ${opt.png}: ${shown.length} calls and ${arrows.length} messages between ${from.toFixed(3)} and ${to.toFixed(3)} ms`);
