@@ -113,7 +113,7 @@ export function fieldImage(f: FieldImage): TopLevelSpec {
   // At most 512 pixels a side; small fields are scaled up by whole pixels so cells stay sharp.
   const side = 480;
   const step = Math.max(1, Math.ceil(Math.max(f.rows, f.cols) / side));
-  const scale = Math.max(1, Math.floor(side / Math.ceil(Math.max(f.rows, f.cols) / step)));
+  const scale = Math.max(1, Math.round(side / Math.ceil(Math.max(f.rows, f.cols) / step)));
   const w = Math.ceil(f.cols / step) * scale, h = Math.ceil(f.rows / step) * scale;
   const png = new PNG({ width: w, height: h });
   for (let y = 0; y < h; y++) {
