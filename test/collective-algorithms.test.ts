@@ -73,7 +73,7 @@ async function onRanks<T>(p: number, body: (ch: coll.Channel) => Promise<T>): Pr
 const roots = (p: number) => [...new Set([0, p - 1, p >> 1])];
 const log2ceil = (p: number) => Math.ceil(Math.log2(p));
 /** A non-commutative op: the result shows the order the operands were combined in. */
-const concat: Op<string> = (a, b) => `${a},${b}`;
+const concat = ((a: string, b: string) => `${a},${b}`) as Op;
 const ranksUpTo = (r: number, from = 0) => Array.from({ length: r - from + 1 }, (_, i) => String(from + i)).join(",");
 
 describe("collective algorithms on an in-memory channel, p = 1 … 64", () => {
@@ -169,10 +169,11 @@ describe("collective algorithms on an in-memory channel, p = 1 … 64", () => {
 
   it("a user op that throws on one rank rejects on every rank (allreduce, scan), never hangs", async () => {
     // Rank 1's op throws (an op may depend on the rank's own state); the others' add.
-    const op = (ch: coll.Channel): Op<number> => (a, b) => {
-      if (ch.rank === 1) throw new Error("not on rank 1");
-      return a + b;
-    };
+    const op = (ch: coll.Channel) =>
+      ((a: number, b: number) => {
+        if (ch.rank === 1) throw new Error("not on rank 1");
+        return a + b;
+      }) as Op;
     for (const p of [2, 3, 5, 8, 17, 64]) {
       for (const run of [(ch: coll.Channel) => coll.allreduce(ch, ch.rank, op(ch)), (ch: coll.Channel) => coll.scan(ch, ch.rank, op(ch))]) {
         const { results } = await onRanks(p, (ch) => run(ch).then(() => "ok", (e: Error) => e.message));
