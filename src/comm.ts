@@ -154,6 +154,7 @@ export class Communicator {
     const isWorld = contextId === 0;
     this.local = isWorld ? null : new Map(group.map((w, r) => [w, r]));
     byContextId.set(contextId, this);
+    p2p.contextMade(contextId);
     p2p.collectiveArrival ??= collectiveArrival;
     // Collective messages can come before this rank has finished making the communicator (a
     // faster rank already uses it): look at them now.

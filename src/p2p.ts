@@ -6,7 +6,8 @@
  */
 import { ANY_SOURCE } from "./constants.js";
 import type { GoneHow } from "./control.js";
-import { RankFailedError } from "./errors.js";
+import { MpiError, RankFailedError } from "./errors.js";
+import { MAX_MESSAGE_BYTES, STRAY_LIMIT_BYTES, sizeText } from "./limits.js";
 import { Matcher, type Incoming, type Waiter } from "./matching.js";
 import { KIND_ACK, KIND_FIN, KIND_FIN_ACK, MAX_INLINE_FRAMES, peekEnvelope, readMessage, writeHeader, type Envelope } from "./protocol.js";
 import { SENT, type Transport } from "./transport/index.js";
@@ -71,6 +72,9 @@ class Pending<T> implements Waiter {
 }
 
 const asIs = (m: Incoming): Incoming => m;
+
+const tooLarge = (bytes: number) =>
+  new MpiError(`a message of ${sizeText(bytes)} is above the limit of ${sizeText(MAX_MESSAGE_BYTES)} (TSMPI_MAX_MESSAGE; the default is half of this machine's memory): send it in parts`);
 
 /** For --trace: a receive takes `m` now. */
 function taken(m: Incoming, into: ArrayBufferView | undefined): void {
@@ -144,6 +148,49 @@ export class PointToPoint {
     this.matcher.failWhere((w) => (w.ctx === ctx ? error : undefined));
   }
 
+  /** Context ids of the communicators this rank has made (see contextMade). */
+  private readonly contexts = new Set<number>([0]);
+  /** Bytes waiting for communicators not made yet, by context id, and in all. */
+  private readonly strays = new Map<number, number>();
+  private strayBytes = 0;
+
+  /** A communicator with context id `id` exists here now: what waited for it is no longer stray. */
+  contextMade(id: number): void {
+    this.contexts.add(id);
+    const waited = this.strays.get(id);
+    if (waited !== undefined) {
+      this.strays.delete(id);
+      this.strayBytes -= waited;
+    }
+  }
+
+  /**
+   * A message for a communicator this rank has not made: kept (its communicator may be made in a
+   * moment), up to TSMPI_STRAY_LIMIT in all. Beyond that the rank stops with a message saying
+   * so: going on would let memory fill up with messages nobody will take.
+   */
+  private stray(m: Incoming): void {
+    const id = m.ctx >> 1;
+    const bytes = 24 + payloadBytes(m.frames);
+    this.strays.set(id, (this.strays.get(id) ?? 0) + bytes);
+    this.strayBytes += bytes;
+    if (this.strayBytes <= STRAY_LIMIT_BYTES) return;
+    const top = [...this.strays].sort((a, b) => b[1] - a[1]).slice(0, 3).map(([c, b]) => `context ${c}: ${sizeText(b)}`);
+    this.fatal(
+      `${sizeText(this.strayBytes)} of messages arrived for communicators this rank has not made (${top.join(", ")}), above the limit of ${sizeText(STRAY_LIMIT_BYTES)} (TSMPI_STRAY_LIMIT). ` +
+        "Do all ranks make their communicators (split, dup, cart) in the same order? Or does a program outside the job send to this rank?",
+    );
+  }
+
+  /** Transport callback: the link from `src` cannot be read any more. */
+  readonly broken = (src: number, reason: string): void => this.fatal(reason);
+
+  /** Ends this rank with `reason`: the launcher sees it fail and stops the job. */
+  private fatal(reason: string): void {
+    process.stderr.write(`tsmpi: rank ${this.rank}: ${reason}\n`);
+    process.exit(1);
+  }
+
   /** Malformed messages dropped so far (see dropped()). */
   malformed = 0;
 
@@ -192,6 +239,7 @@ export class PointToPoint {
     this.moved++;
     activity?.received(payloadBytes(m.frames));
     if (trace) (m as Incoming).flow = trace.arrived(m.src);
+    if (!this.contexts.has(m.ctx >> 1)) this.stray(m);
     // Collective traffic (odd contexts) is checked against this rank's own calls on arrival;
     // the hook keeps the messages that are for it alone (a collective's abort notice).
     if ((m.ctx & 1) === 1 && this.collectiveArrival?.(m)) return;
@@ -258,6 +306,7 @@ export class PointToPoint {
     const code = binaryCode(value);
     if (code >= 0) {
       const bytes = bytesOf(value as ArrayBufferView);
+      if (bytes.byteLength > MAX_MESSAGE_BYTES) throw tooLarge(bytes.byteLength);
       if (activity) this.count(dest, bytes.byteLength);
       if (trace) trace.sent(dest, ctx, tag, bytes.byteLength);
       // A collective's signature rides above the type code (see collectives.signature).
@@ -269,8 +318,10 @@ export class PointToPoint {
       return this.transmit(dest, { kind: Kind.Raw, ctx, src: this.rank, tag, meta }, [bytes], 0);
     }
     const enc = encode(value);
-    if (activity) this.count(dest, payloadBytes(enc.frames));
-    if (trace) trace.sent(dest, ctx, tag, payloadBytes(enc.frames));
+    const size = payloadBytes(enc.frames);
+    if (size > MAX_MESSAGE_BYTES) throw tooLarge(size);
+    if (activity) this.count(dest, size);
+    if (trace) trace.sent(dest, ctx, tag, size);
     const env: Envelope = { kind: enc.kind, ctx, src: this.rank, tag, meta: enc.meta + sig * 256 };
     if (dest !== this.rank) return this.transmit(dest, env, enc.frames, enc.borrowedFrom);
     // Own the bytes now: the caller may overwrite its arrays as soon as send resolves.

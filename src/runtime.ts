@@ -56,7 +56,7 @@ async function start(): Promise<RankState> {
           jobDir: process.env.TSMPI_JOB_DIR,
           tcpAddress: process.env.TSMPI_TCP_ADDRESS,
         },
-        { message: p2p.message, landing: p2p.landing },
+        { message: p2p.message, landing: p2p.landing, broken: p2p.broken },
       );
       p2p.attach(transport);
     }

@@ -47,6 +47,29 @@ describe("point to point", () => {
     ]);
   });
 
+  it("messages piling up for a communicator nobody made stop the rank at TSMPI_STRAY_LIMIT, saying so, instead of filling its memory", async () => {
+    const r = await run(["-n", "2", "--transport", "zmq", fixture("limits.ts"), "stray"], { env: { TSMPI_STRAY_LIMIT: "32M" }, timeout: 60_000 });
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain("tsmpi: rank 0: 32.0 MiB of messages arrived for communicators this rank has not made (context 999: 32.0 MiB), above the limit of 32 MiB (TSMPI_STRAY_LIMIT)");
+    expect(r.stderr).toMatch(/tsmpirun: rank 0 \(host \S+\) exited with code 1/);
+  });
+
+  it("a send above TSMPI_MAX_MESSAGE rejects at once with an MpiError naming the limit; a stranger's larger message is refused unread", async () => {
+    const r = await run(["-n", "2", "--transport", "zmq", fixture("limits.ts"), "too-large"], { env: { TSMPI_MAX_MESSAGE: "1M" } });
+    expect(r.stderr).toBe("");
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toContain("a typed array: MpiError: send: a message of 2 MiB is above the limit of 1 MiB (TSMPI_MAX_MESSAGE; the default is half of this machine's memory): send it in parts");
+    expect(r.stdout).toContain("an object: MpiError: send: a message of 2.0 MiB is above the limit of 1 MiB");
+    expect(r.stdout).toContain("rank 0 got 1000 bytes from rank 1");
+    for (const k of [0, 1]) expect(r.stdout).toContain(`rank ${k}: allreduce 2`);
+  });
+
+  it("a shared-memory ring that announces a message above the receiver's TSMPI_MAX_MESSAGE stops that rank with the link and the limit named", async () => {
+    const r = await run(["-n", "2", "--transport", "shm", fixture("limit-receiver.ts")], { timeout: 60_000 });
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain("tsmpi: rank 1: the shared-memory link from rank 0 carries a message of 2.0 MiB, above the limit of 1 MiB (TSMPI_MAX_MESSAGE)");
+  });
+
   for (const transport of TRANSPORTS) {
     it(`a send to a rank that has finalized rejects with RankFailedError, small or large (--transport ${transport})`, async () => {
       const r = await run(["-n", "2", "--transport", transport, fixture("send-to-finalized.ts")]);

@@ -41,6 +41,11 @@ export interface TransportHandlers {
    * `message` from `src` then carries a view of that memory), or undefined for a new buffer.
    */
   landing?(src: number, header: Buffer, bytes: number): Uint8Array | undefined;
+  /**
+   * The link from `src` cannot be read on (it announced a message larger than the limit, say):
+   * the rank cannot go on without what that peer sends, and says why.
+   */
+  broken(src: number, reason: string): void;
 }
 
 export interface Transport {

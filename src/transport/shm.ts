@@ -15,6 +15,7 @@
  */
 import { basename } from "node:path";
 import { MpiError } from "../errors.js";
+import { MAX_MESSAGE_BYTES, sizeText } from "../limits.js";
 import { Bell, Doorbell, DOORBELL_BYTES, type DoorbellClient, type SpinPolicy } from "./doorbell.js";
 import { SENT, type PeerAddress, type Transport, type TransportHandlers } from "./index.js";
 import type { ShmAddon } from "./native.js";
@@ -134,6 +135,10 @@ class Outbox {
 const COUNT = 0;
 const LENGTHS = 1;
 const BODY = 2;
+/** After a message no rank writes: nothing more is read from this ring. */
+const BROKEN = 3;
+/** More frames than any message of the protocol has (each typed array in an object is one). */
+const MAX_FRAMES = 1 << 20;
 
 /** The receiving side of one peer: its ring in our segment, read as a stream of messages. */
 class Inbox {
@@ -159,6 +164,7 @@ class Inbox {
   /** Reads every complete message waiting in the ring, handing each to the handlers; true if any. */
   drain(): boolean {
     let delivered = false;
+    if (this.stage === BROKEN) return false;
     // Messages that are in the ring whole (small ones nearly always are) are read in one step.
     while (this.stage === COUNT && this.got === 0 && this.readWhole()) delivered = true;
     for (;;) {
@@ -170,10 +176,14 @@ class Inbox {
       }
       if (this.stage === COUNT) {
         this.count = this.countBuf.readUInt32LE(0);
+        if (this.count > MAX_FRAMES) return this.broken(`a message of ${this.count} frames`), delivered;
         if (this.lengths.byteLength < 4 * this.count) this.lengths = Buffer.alloc(4 * this.count);
         this.stage = LENGTHS;
         this.next(this.lengths.subarray(0, 4 * this.count));
       } else if (this.stage === LENGTHS) {
+        let bytes = 0;
+        for (let i = 0; i < this.count; i++) bytes += this.lengths.readUInt32LE(4 * i);
+        if (bytes > MAX_MESSAGE_BYTES) return this.broken(`a message of ${sizeText(bytes)}, above the limit of ${sizeText(MAX_MESSAGE_BYTES)} (TSMPI_MAX_MESSAGE)`), delivered;
         this.frames = [];
         this.stage = BODY;
         this.frame = 0;
@@ -236,6 +246,13 @@ class Inbox {
     const b = target ? Buffer.from(target.buffer, target.byteOffset, len) : Buffer.allocUnsafe(len);
     this.frames.push(b);
     return b;
+  }
+
+  /** The peer wrote what no rank of this job writes: reading on would misread everything after it. */
+  private broken(what: string): void {
+    this.stage = BROKEN;
+    this.next(EMPTY);
+    this.handlers.broken(this.src, `the shared-memory link from rank ${this.src} carries ${what}`);
   }
 
   private next(buf: Uint8Array): void {

@@ -4,6 +4,7 @@
  */
 import * as zmq from "zeromq";
 import { MpiError } from "../errors.js";
+import { MAX_MESSAGE_BYTES } from "../limits.js";
 import type { PeerAddress, Transport, TransportHandlers } from "./index.js";
 
 /** This transport's entry of a rank's address. */
@@ -71,7 +72,8 @@ export class ZmqTransport implements Transport {
   ) {}
 
   static async open(opts: ZmqTransportOptions, handlers: TransportHandlers): Promise<ZmqTransport> {
-    const pull = new zmq.Pull({ receiveTimeout: READER_IDLE_MS, linger: 0 });
+    // libzmq drops a connection that sends a message part above this, before it is in memory.
+    const pull = new zmq.Pull({ receiveTimeout: READER_IDLE_MS, linger: 0, maxMessageSize: MAX_MESSAGE_BYTES + 65536 });
     const address: ZmqAddress = {};
     if (opts.ipcDir) {
       address.ipc = `ipc://${opts.ipcDir}/${opts.rank}`;
