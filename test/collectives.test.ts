@@ -1,25 +1,11 @@
 // Collectives, communicators and Cartesian topologies through real launches with 1, 2, 3, 5, 8 ranks.
-import { beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { collectives } from "./fixtures/suites/collectives.js";
-import { fixture, run, TRANSPORTS, type RunResult } from "./helpers.js";
+import { fixture, run, suiteCases, TRANSPORTS } from "./helpers.js";
 
 describe.each(TRANSPORTS)("collectives and communicators over --transport %s", (transport) => {
   describe.each([1, 2, 3, 5, 8])("on %i ranks (one job; each case on its own duplicate of the world)", (n) => {
-    let job: Promise<RunResult>;
-    beforeAll(() => {
-      job = run(["-n", String(n), "--transport", transport, fixture("suite.ts"), "collectives"]);
-    });
-    it.each(Object.keys(collectives))("%s", async (name) => {
-      const r = await job;
-      const line = r.stdout.split("\n").find((l) => l.startsWith(`case ${name}: `));
-      expect(line, `no line for the case; stderr:\n${r.stderr}`).toBe(`case ${name}: ok`);
-    });
-    it("the job ends cleanly, every case reported", async () => {
-      const r = await job;
-      expect(r.stderr).toBe("");
-      expect(r.exitCode).toBe(0);
-      expect(r.stdout).toContain("suite collectives done");
-    });
+    suiteCases("collectives", Object.keys(collectives), () => ["-n", String(n), "--transport", transport]);
   });
 });
 

@@ -3,6 +3,7 @@ import { randomUUID } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { execa, type Options } from "execa";
+import { beforeAll, expect, it } from "vitest";
 
 export const ROOT = fileURLToPath(new URL("..", import.meta.url));
 export const CLI = fileURLToPath(new URL("../dist/launcher/cli.js", import.meta.url));
@@ -88,5 +89,29 @@ export function waitForOutput(proc: { stdout: NodeJS.ReadableStream | null; then
       if (seen.split(text).length - 1 >= count) resolve();
     });
     proc.then((r) => reject(new Error(`the job ended before printing ${JSON.stringify(text)} ${count}×: ${JSON.stringify(r)}`)));
+  });
+}
+
+/**
+ * One test per case of a fixture suite (test/fixtures/suites/), from one launch of
+ * `tsmpirun ...launch test/fixtures/suite.ts SUITE` made before the cases are looked at, and a
+ * last test that the job ended cleanly. Call inside a describe block.
+ */
+export function suiteCases(suite: string, names: readonly string[], launch: () => string[]): void {
+  let job: Promise<RunResult>;
+  beforeAll(() => {
+    job = run([...launch(), fixture("suite.ts"), suite]);
+  });
+  it.each(names)("%s", async (name) => {
+    const r = await job;
+    const lines = r.stdout.split("\n").filter((l) => l.startsWith(`case ${name}: `));
+    expect(lines.length, `the case reported nothing; stderr:\n${r.stderr}`).toBeGreaterThan(0);
+    for (const l of lines) expect(l).toBe(`case ${name}: ok`);
+  });
+  it("the job ends cleanly, every case reported", async () => {
+    const r = await job;
+    expect(r.stderr).toBe("");
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toContain(`suite ${suite} done`);
   });
 }

@@ -1,16 +1,13 @@
 // Point-to-point through real launches: every contract call, 2 to 6 ranks, and 10,000 messages.
 import { describe, expect, it } from "vitest";
-import { fixture, run, TRANSPORTS } from "./helpers.js";
+import { P2P_AFTER_FINALIZE } from "./fixtures/suites/harness.js";
+import { p2p } from "./fixtures/suites/p2p.js";
+import { fixture, run, suiteCases, TRANSPORTS } from "./helpers.js";
 
 describe.each(TRANSPORTS)("point to point over --transport %s", (transport) => {
-  for (const n of [2, 3, 4, 6]) {
-    it(`every call works with ${n} ranks`, async () => {
-      const r = await run(["-n", String(n), "--transport", transport, fixture("p2p-suite.ts")]);
-      expect(r.stderr).toBe("");
-      expect(r.exitCode).toBe(0);
-      for (let k = 0; k < n; k++) expect(r.stdout).toContain(`p2p-suite ok rank ${k}/${n}`);
-    });
-  }
+  describe.each([2, 3, 4, 6])("on %i ranks (one job; each case on its own duplicate of the world)", (n) => {
+    suiteCases("p2p", [...Object.keys(p2p), P2P_AFTER_FINALIZE], () => ["-n", String(n), "--transport", transport]);
+  });
 
   it("delivers 10,000 mixed messages (0 B – 8 MiB) uncorrupted and in order", async () => {
     const r = await run(["-n", "4", "--transport", transport, fixture("stress.ts"), "10000"]);
