@@ -5,7 +5,8 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { CLI, eventually, fixture, leftovers, newMark, ROOT, run, start, TRANSPORTS } from "./helpers.js";
+import { grid } from "./fixtures/suites/grid.js";
+import { CLI, eventually, leftovers, newMark, ROOT, run, start, suiteCases, TRANSPORTS } from "./helpers.js";
 
 /** Runs an example with --json and returns rank 0's JSON line (the last line of stdout). */
 async function json(n: number, args: string[]): Promise<Record<string, number | string>> {
@@ -17,14 +18,10 @@ async function json(n: number, args: string[]): Promise<Record<string, number | 
 }
 
 describe.each(TRANSPORTS)("BlockGrid over --transport %s", (transport) => {
-  for (const n of [1, 2, 3, 4, 5, 6]) {
-    it(`exchange, gather and scatter match a globally indexed field (1-, 2-, 3-D) on ${n} rank${n > 1 ? "s" : ""}`, async () => {
-      const r = await run(["-n", String(n), "--transport", transport, fixture("grid-suite.ts")]);
-      expect(r.stderr).toBe("");
-      expect(r.exitCode).toBe(0);
-      for (let k = 0; k < n; k++) expect(r.stdout).toContain(`grid-suite ok rank ${k}/${n} 38 configs`);
-    });
-  }
+  // Exchange, gather and scatter against a globally indexed field (1-, 2-, 3-D), a case per configuration.
+  describe.each([1, 2, 3, 4, 5, 6])("on %i ranks (one job; each case on its own duplicate of the world)", (n) => {
+    suiteCases("grid", Object.keys(grid), () => ["-n", String(n), "--transport", transport]);
+  });
 });
 
 describe("examples/heat.ts", () => {
