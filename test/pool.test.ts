@@ -1,16 +1,12 @@
 // taskPool through real launches: every call with 1, 2 and 4 ranks, and a body that fails.
 import { describe, expect, it } from "vitest";
-import { fixture, leftovers, newMark, run, TRANSPORTS } from "./helpers.js";
+import { pool } from "./fixtures/suites/pool.js";
+import { fixture, leftovers, newMark, run, suiteCases, TRANSPORTS } from "./helpers.js";
 
 describe.each(TRANSPORTS)("taskPool over --transport %s", (transport) => {
-  for (const n of [1, 2, 4]) {
-    it(`map, submit, imapUnordered, load balancing and failures with ${n} rank${n > 1 ? "s" : ""}`, async () => {
-      const r = await run(["-n", String(n), "--transport", transport, fixture("pool-suite.ts")]);
-      expect(r.stderr).toBe("");
-      expect(r.exitCode).toBe(0);
-      for (let k = 0; k < n; k++) expect(r.stdout).toContain(`pool-suite ok rank ${k}/${n}`);
-    });
-  }
+  describe.each([1, 2, 4])("on %i ranks (one job; each case on its own duplicate of the world)", (n) => {
+    suiteCases("pool", Object.keys(pool), () => ["-n", String(n), "--transport", transport]);
+  });
 });
 
 describe("taskPool", () => {
