@@ -40,13 +40,15 @@ export interface LaunchOptions {
   report?: ReportFormat;
   /** --trace: the file to write the job's trace-event JSON to. */
   trace?: string;
+  /** --insecure: connections between hosts without CURVE authentication and encryption. */
+  insecure: boolean;
 }
 
 /** tsmpirun's long options, and whether each takes a value. */
 const LONG_OPTIONS = new Map<string, boolean>([
   ["np", true], ["host", true], ["hostfile", true], ["machinefile", true], ["map-by", true], ["wdir", true],
   ["timeout", true], ["launch-agent", true], ["tcp-if", true], ["deadlock-after", true], ["trace", true],
-  ["oversubscribe", false], ["tag-output", false], ["help", false], ["version", false], ["report", false],
+  ["oversubscribe", false], ["tag-output", false], ["insecure", false], ["help", false], ["version", false], ["report", false],
 ]);
 /** Short options that take a value (the next word, or joined: `-n4`). */
 const SHORT_WITH_VALUE = new Set(["n", "c", "x", "H"]);
@@ -157,6 +159,7 @@ export function parseArgs(argv: string[], warn: (line: string) => void = (line) 
     })
     .option("deadlock-after", { type: "string", describe: "when every rank has waited SECONDS in tsmpi calls with no message moving, print what each waits for and the wait-for cycle, and stop the job (exit status 125); default 10, 0 = never" })
     .option("report", { type: "string", describe: "at exit, print what each rank did (time waiting in tsmpi calls, messages, bytes, slowest calls): a table on stderr, or with --report json one JSON line on stdout" })
+    .option("insecure", { type: "boolean", default: false, describe: "connect ranks on different hosts without CURVE (no authentication, no encryption): anyone who reaches a rank's port can then send it messages in any rank's name" })
     .option("trace", { type: "string", describe: "write one trace of the whole job to FILE (Chrome trace-event JSON: open it in https://ui.perfetto.dev): a track per rank, a span per tsmpi call, an arrow per message" })
     .option("tcp-if", { type: "string", describe: "interface name or CIDR block (e.g. eth1, 10.0.0.0/8) whose address ranks use between hosts (env TSMPI_TCP_IF)" })
     .strictOptions()
@@ -204,6 +207,7 @@ export function parseArgs(argv: string[], warn: (line: string) => void = (line) 
     transport: transportOption(a.transport),
     report: reportOption(a.report),
     trace: traceOption(a.trace),
+    insecure: a.insecure,
     deadlockAfter: numberOption("--deadlock-after", a["deadlock-after"], (n) => Number.isFinite(n) && n >= 0, "must be a number of seconds ≥ 0") ?? 10,
   };
 }

@@ -273,6 +273,7 @@ class Job {
     const userEnv = {
       ...definedOnly(this.opts.env),
       TSMPI_TRANSPORT: this.opts.transport,
+      ...(this.opts.insecure ? { TSMPI_INSECURE: "1" } : {}),
       // For every host's agent too: a remote one aligns its host's clock when tracing.
       ...(this.traceFile ? { TSMPI_TRACE: "1", TSMPI_TRACE_EPOCH: String(this.epoch) } : {}),
     };

@@ -55,6 +55,7 @@ async function start(): Promise<RankState> {
           localRank: envInt("TSMPI_LOCAL_RANK", 0),
           jobDir: process.env.TSMPI_JOB_DIR,
           tcpAddress: process.env.TSMPI_TCP_ADDRESS,
+          insecure: process.env.TSMPI_INSECURE === "1",
         },
         { message: p2p.message, landing: p2p.landing, broken: p2p.broken },
       );

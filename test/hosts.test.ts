@@ -54,6 +54,25 @@ describe.skipIf(!canRig)("many hosts (3 network namespaces with sshd)", () => {
     expect(a.fieldHash).toBe(b.fieldHash);
   });
 
+  it("a program outside the job cannot get a message read by a rank on another host (CURVE, per-rank keys); with --insecure it can", async () => {
+    for (const insecure of [false, true]) {
+      const mark = newMark();
+      const job = start(["--hostfile", `${RIG}/hostfile`, "--launch-agent", agent, "-x", `TSMPI_TEST_MARK=${mark}`, ...(insecure ? ["--insecure"] : []), fixture("intruder-target.ts")]);
+      await waitForOutput(job, "ready", 1);
+      // The intruder knows where rank 0 listens (as a port scan would tell it).
+      const pid = rankPid(mark, 0)!;
+      const listening = spawnSync("nsenter", ["-t", String(pid), "-n", "ss", "-ltnpH"], { encoding: "utf8" }).stdout.split("\n").find((l) => l.includes(`pid=${pid},`));
+      const address = listening?.trim().split(/\s+/)[3];
+      expect(address, `rank 0's tcp socket (ss: ${listening})`).toMatch(/^10\.77\.0\.\d+:\d+$/);
+      const intruder = await execa(process.execPath, [fixture("intruder.mjs"), `tcp://${address}`], { cwd: ROOT, reject: false });
+      expect(intruder.exitCode, String(intruder.stderr)).toBe(0);
+      const r = await job;
+      expect(r.exitCode, String(r.stderr)).toBe(0);
+      expect(String(r.stdout)).toContain(insecure ? 'rank 0 got "forged" from rank 1' : 'rank 0 got "the real message" from rank 1');
+      expect(String(r.stdout).match(/rank \d: allreduce 15/g)).toHaveLength(6);
+    }
+  });
+
   it("--trace: one file with every host's ranks on one time line, even when the hosts' clocks disagree by seconds", async () => {
     const file = join(mkdtempSync("/tmp/tsmpi-trace-rig-"), "rig.json");
     const began = Date.now();

@@ -101,6 +101,8 @@ export interface OpenOptions {
   jobDir?: string;
   /** Address other hosts reach this rank at; set only when the job spans hosts. */
   tcpAddress?: string;
+  /** tsmpirun --insecure: connections between hosts without CURVE (anyone who reaches a port may send). */
+  insecure?: boolean;
 }
 
 /** The transports of one rank, and which one each peer is reached by. */
@@ -136,7 +138,8 @@ export class Router implements Transport {
     }
     if (transports.length === 0 || opts.tcpAddress !== undefined) {
       const { ZmqTransport } = await import("./zmq.js");
-      const zmq = await ZmqTransport.open({ rank: opts.rank, host: opts.host, ipcDir: opts.jobDir, tcpAddress: opts.tcpAddress }, handlers);
+      const secure = opts.tcpAddress !== undefined && !opts.insecure;
+      const zmq = await ZmqTransport.open({ rank: opts.rank, host: opts.host, ipcDir: opts.jobDir, tcpAddress: opts.tcpAddress, secure }, handlers);
       transports.push({ name: "zmq", transport: zmq });
     }
     return new Router(opts.rank, transports);

@@ -5,12 +5,15 @@
 import * as zmq from "zeromq";
 import { MpiError } from "../errors.js";
 import { MAX_MESSAGE_BYTES } from "../limits.js";
+import { gate, keyPair, type KeyPair } from "./curve.js";
 import type { PeerAddress, Transport, TransportHandlers } from "./index.js";
 
 /** This transport's entry of a rank's address. */
 export interface ZmqAddress {
   ipc?: string;
   tcp?: string;
+  /** The rank's CURVE public key (Z85) when its socket takes only the job's ranks. */
+  key?: string;
 }
 
 /**
@@ -54,6 +57,11 @@ export interface ZmqTransportOptions {
   ipcDir?: string;
   /** Address to listen on for ranks on other hosts; omit when the job has one host. */
   tcpAddress?: string;
+  /**
+   * Take only the job's ranks, over CURVE (see curve.ts). Meant for jobs that span hosts: on one
+   * host the ipc socket is inside the job's own directory, which only its user can enter.
+   */
+  secure?: boolean;
 }
 
 export class ZmqTransport implements Transport {
@@ -69,12 +77,18 @@ export class ZmqTransport implements Transport {
     private readonly pull: zmq.Pull,
     readonly address: ZmqAddress,
     private readonly handlers: TransportHandlers,
+    /** This rank's CURVE keys, and the process's ZAP handler, when the socket is secured. */
+    private readonly curve: { keys: KeyPair; gate: Awaited<ReturnType<typeof gate>> } | null,
   ) {}
 
   static async open(opts: ZmqTransportOptions, handlers: TransportHandlers): Promise<ZmqTransport> {
+    // The CURVE options must be on the socket before it binds: a connection accepted earlier
+    // would be an unauthenticated one.
+    const curve = opts.secure ? { keys: keyPair(), gate: await gate() } : null;
+    const security = curve ? { curveServer: true, curveSecretKey: curve.keys.secretKey, curvePublicKey: curve.keys.publicKey } : {};
     // libzmq drops a connection that sends a message part above this, before it is in memory.
-    const pull = new zmq.Pull({ receiveTimeout: READER_IDLE_MS, linger: 0, maxMessageSize: MAX_MESSAGE_BYTES + 65536 });
-    const address: ZmqAddress = {};
+    const pull = new zmq.Pull({ receiveTimeout: READER_IDLE_MS, linger: 0, maxMessageSize: MAX_MESSAGE_BYTES + 65536, ...security });
+    const address: ZmqAddress = curve ? { key: curve.keys.publicKey } : {};
     if (opts.ipcDir) {
       address.ipc = `ipc://${opts.ipcDir}/${opts.rank}`;
       await pull.bind(address.ipc);
@@ -87,7 +101,7 @@ export class ZmqTransport implements Transport {
       address.tcp = pull.lastEndpoint ?? undefined;
     }
     if (!address.ipc && !address.tcp) throw new MpiError("transport: neither an ipc directory nor a tcp address was given");
-    return new ZmqTransport(opts.rank, opts.host, pull, address, handlers);
+    return new ZmqTransport(opts.rank, opts.host, pull, address, handlers, curve);
   }
 
   copyLimit(): number {
@@ -100,6 +114,8 @@ export class ZmqTransport implements Transport {
 
   setPeers(table: readonly PeerAddress[]): void {
     this.peers = table;
+    // From now on the job's ranks may connect; nobody else ever may.
+    this.curve?.gate.allow(table.map((p) => ((p.zmq ?? {}) as ZmqAddress).key).filter((k): k is string => k !== undefined));
   }
 
   reaches(dest: number): boolean {
@@ -121,7 +137,10 @@ export class ZmqTransport implements Transport {
   hold(): void {
     this.holds++;
     if (!this.reading) void this.readLoop();
+    this.curve?.gate.serveWhile(this.busy);
   }
+
+  private readonly busy = () => this.holds > 0 && !this.closed;
 
   release(): void {
     this.holds--;
@@ -129,6 +148,7 @@ export class ZmqTransport implements Transport {
 
   poke(): void {
     if (!this.reading && !this.closed) void this.readLoop();
+    if (!this.closed) this.curve?.gate.serveWhile(this.busy);
   }
 
   close(): void {
@@ -141,6 +161,7 @@ export class ZmqTransport implements Transport {
       link.sock.close();
     }
     this.pull.close();
+    this.curve?.gate.close();
   }
 
   private link(dest: number): Link {
@@ -156,7 +177,10 @@ export class ZmqTransport implements Transport {
     // `immediate` makes a send wait for the connection instead of queueing behind one that may
     // never come up, which is what lets pump() notice an unreachable address.
     const tcp = endpoint.startsWith("tcp://");
-    const sock = new zmq.Push(tcp ? { immediate: true } : {});
+    // A secured peer takes only CURVE clients with a key of the job: this rank's own.
+    if (this.curve && !zmqAddr.key) throw new MpiError(`transport: rank ${dest} on host ${peer.host} has no CURVE key while this rank's connections are secured (are both started by the same tsmpirun, without --insecure?)`);
+    const security = zmqAddr.key && this.curve ? { curveServerKey: zmqAddr.key, curvePublicKey: this.curve.keys.publicKey, curveSecretKey: this.curve.keys.secretKey } : {};
+    const sock = new zmq.Push({ ...(tcp ? { immediate: true } : {}), ...security });
     sock.connect(endpoint);
     link = { sock, queue: [], busy: false, dest, endpoint, host: peer.host, up: !tcp };
     this.links.set(dest, link);

@@ -1,0 +1,102 @@
+/**
+ * Who may connect to a rank's ZeroMQ socket in a job that spans hosts: ZeroMQ CURVE (encrypted,
+ * authenticated connections) with a key pair per rank, made when the rank starts. A rank's
+ * public key reaches the others only in the rendezvous table, over channels the launcher already
+ * trusts (its pipes to local ranks, the ssh or srun streams to other hosts); a client must know
+ * the server's key to complete the handshake, and the server's ZAP handler (RFC 27) lets in only
+ * clients whose key is one of the job's. A program outside the job therefore cannot get a
+ * message, an acknowledgement or a FIN read by a rank.
+ */
+import * as zmq from "zeromq";
+
+export interface KeyPair {
+  publicKey: string;
+  secretKey: string;
+}
+
+/** How long an idle handler waits before it lets the event loop go. */
+const IDLE_MS = 200;
+
+const Z85 = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#";
+
+/** A Z85 text (ZeroMQ's key encoding) as the bytes it stands for. */
+export function z85Decode(text: string): Buffer {
+  const out = Buffer.alloc((text.length / 5) * 4);
+  for (let i = 0; i < text.length; i += 5) {
+    let v = 0;
+    for (let j = 0; j < 5; j++) v = v * 85 + Z85.indexOf(text[i + j]!);
+    out.writeUInt32BE(v, (i / 5) * 4);
+  }
+  return out;
+}
+
+export function keyPair(): KeyPair {
+  return zmq.curveKeyPair();
+}
+
+/**
+ * The process's ZAP handler: answers libzmq's authentication requests for every CURVE server
+ * socket of this process (one per ZeroMQ context: zeromq.js's global one). Until the job's keys
+ * are known (`allow`), nobody is let in: no rank of the job can connect before it has the table.
+ */
+class Gatekeeper {
+  private readonly allowed = new Set<string>();
+  private readonly socket = new zmq.Reply({ linger: 0, receiveTimeout: IDLE_MS });
+  private serving = false;
+  /** Connections refused so far (for the tests and the warning at close). */
+  refused = 0;
+
+  private constructor() {}
+
+  static async start(): Promise<Gatekeeper> {
+    const g = new Gatekeeper();
+    await g.socket.bind("inproc://zeromq.zap.01");
+    return g;
+  }
+
+  allow(publicKeys: Iterable<string>): void {
+    for (const k of publicKeys) this.allowed.add(z85Decode(k).toString("hex"));
+  }
+
+  /**
+   * Answers requests while `busy()` says the rank waits for something (as the transport's own
+   * reader does): a receive pending in zeromq.js keeps Node's event loop alive, and a finished
+   * rank must be able to exit. A peer connecting meanwhile waits for the next wait of this rank.
+   */
+  serveWhile(busy: () => boolean): void {
+    if (!this.serving) void this.serve(busy);
+  }
+
+  private async serve(busy: () => boolean): Promise<void> {
+    this.serving = true;
+    try {
+      for (;;) {
+        let req: Buffer[];
+        try {
+          req = await this.socket.receive();
+        } catch (e) {
+          if ((e as { code?: string }).code === "EAGAIN" && busy()) continue;
+          return; // idle, or closed with the transport
+        }
+        const [version, requestId, , , , mechanism, clientKey] = req;
+        const ok = mechanism?.toString() === "CURVE" && clientKey !== undefined && this.allowed.has(clientKey.toString("hex"));
+        if (!ok) this.refused++;
+        await this.socket.send([version!, requestId!, ok ? "200" : "400", ok ? "OK" : "not a rank of this job", "", ""]);
+      }
+    } finally {
+      this.serving = false;
+    }
+  }
+
+  close(): void {
+    this.socket.close();
+  }
+}
+
+let gatekeeper: Promise<Gatekeeper> | null = null;
+
+/** This process's ZAP handler, started on first use. */
+export function gate(): Promise<Gatekeeper> {
+  gatekeeper ??= Gatekeeper.start();
+  return gatekeeper;
+}
