@@ -542,4 +542,4 @@ function copy(dst: TypedArray, di: number, src: TypedArray, si: number, len: num
 }
 
 // For --report and --trace: the grid's calls are timed like the communicator's.
-instrument(BlockGrid.prototype, GRID_CALLS, (g) => ({ ctx: (g as BlockGrid).cart.contextId, group: (g as BlockGrid).cart.group }));
+instrument(BlockGrid.prototype, GRID_CALLS, (g) => (g as BlockGrid).cart.contextId, (g) => (g as BlockGrid).cart.group);

@@ -45,6 +45,10 @@ export const GRID_CALLS: Record<string, CallShape & { as: string }> = {
 /** The observers this rank has: the report's and the trace's, when asked for. */
 export const observers: CallObserver[] = [activity, trace].filter((o): o is NonNullable<typeof o> => o !== null);
 
+/** Argument `i` of a call's five. */
+const pick = (i: number, a: unknown, b: unknown, c: unknown, d: unknown, e: unknown) => (i === 0 ? a : i === 1 ? b : i === 2 ? c : i === 3 ? d : e);
+const numberOr = (v: unknown, fallback: number) => (typeof v === "number" ? v : fallback);
+
 /**
  * Receives waiting in the engine, by the promise their call returned. The engine tells the
  * wrapper when it settles one (`settled`), so a receive's span ends without a promise of the
@@ -55,10 +59,16 @@ export const observers: CallObserver[] = [activity, trace].filter((o): o is NonN
 export const waiting: WeakMap<Promise<unknown>, { settled: (() => void) | null }> | null = observers.length > 0 ? new WeakMap() : null;
 
 /**
- * Wraps `calls` of `proto` so that every observer sees each call. `where(self)` gives the
- * communicator the call is made on: its id, and its group to name peers by world rank.
+ * Wraps `calls` of `proto` so that every observer sees each call. `ctxOf(self)` and
+ * `groupOf(self)` give the communicator the call is made on: its id, and its group (world
+ * ranks) to name peers by world rank. Nothing is allocated per call but the call's own promise.
  */
-export function instrument(proto: object, calls: Record<string, CallShape & { as?: string }>, where: (self: unknown) => { ctx: number; group: readonly number[] | null }): void {
+export function instrument(
+  proto: object,
+  calls: Record<string, CallShape & { as?: string }>,
+  ctxOf: (self: unknown) => number,
+  groupOf: (self: unknown) => readonly number[] | null,
+): void {
   if (observers.length === 0) return;
   const methods = proto as Record<string, (this: unknown, ...args: unknown[]) => unknown>;
   for (const [name, shape] of Object.entries(calls)) {
@@ -69,18 +79,17 @@ export function instrument(proto: object, calls: Record<string, CallShape & { as
     const [ti, td] = shape.tag ?? [-1, NONE];
     const ended = (self: unknown, peer: number, tag: number, t0: number) => {
       const t1 = performance.now();
-      const { ctx, group } = where(self);
-      const world = peer >= 0 && group ? group[peer] ?? peer : peer;
-      for (const o of observers) o.end(call, peer, world, tag, ctx, t0, t1);
+      const group = peer >= 0 ? groupOf(self) : null;
+      const world = group ? group[peer] ?? peer : peer;
+      for (const o of observers) o.end(call, peer, world, tag, ctxOf(self), t0, t1);
     };
     // Five named parameters rather than `arguments` or a rest array: no object is made per call,
     // and none escapes into the closures below (the calls take at most five arguments).
     methods[name] = function (this: unknown, a: unknown, b: unknown, c: unknown, d: unknown, e: unknown) {
       const t0 = performance.now();
       for (const o of observers) o.begin(t0);
-      const at = (i: number) => (i === 0 ? a : i === 1 ? b : i === 2 ? c : i === 3 ? d : e);
-      const peer = pi < 0 ? NONE : typeof at(pi) === "number" ? (at(pi) as number) : pd;
-      const tag = ti < 0 ? NONE : typeof at(ti) === "number" ? (at(ti) as number) : td;
+      const peer = pi < 0 ? NONE : numberOr(pick(pi, a, b, c, d, e), pd);
+      const tag = ti < 0 ? NONE : numberOr(pick(ti, a, b, c, d, e), td);
       let r: unknown;
       try {
         r = f.call(this, a, b, c, d, e);

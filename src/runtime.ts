@@ -68,7 +68,7 @@ async function start(): Promise<RankState> {
     // What else is pending tells a rank stuck in tsmpi from one whose own timer or I/O will go on.
     control.onStateRequest(() => ({ t: "state", rank, ...describeWaits(p2p), moved: p2p.moved, resources: process.getActiveResourcesInfo() }));
   }
-  instrument(Communicator.prototype, COMMUNICATOR_CALLS, (c) => ({ ctx: (c as Communicator).contextId, group: (c as Communicator).group }));
+  instrument(Communicator.prototype, COMMUNICATOR_CALLS, (c) => (c as Communicator).contextId, (c) => (c as Communicator).group);
   const world = new Communicator(
     p2p,
     Array.from({ length: size }, (_, r) => r),
