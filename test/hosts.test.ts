@@ -54,7 +54,7 @@ describe.skipIf(!canRig)("many hosts (3 network namespaces with sshd)", () => {
     expect(a.fieldHash).toBe(b.fieldHash);
   });
 
-  it("a program outside the job cannot get a message read by a rank on another host (CURVE, per-rank keys); with --insecure it can", async () => {
+  it("a program outside the job cannot get a message, FIN, acknowledgement or collective contribution read by a rank on another host (CURVE, per-rank keys); with --insecure it can", async () => {
     for (const insecure of [false, true]) {
       const mark = newMark();
       const job = start(["--hostfile", `${RIG}/hostfile`, "--launch-agent", agent, "-x", `TSMPI_TEST_MARK=${mark}`, ...(insecure ? ["--insecure"] : []), fixture("intruder-target.ts")]);
@@ -64,7 +64,8 @@ describe.skipIf(!canRig)("many hosts (3 network namespaces with sshd)", () => {
       const listening = spawnSync("nsenter", ["-t", String(pid), "-n", "ss", "-ltnpH"], { encoding: "utf8" }).stdout.split("\n").find((l) => l.includes(`pid=${pid},`));
       const address = listening?.trim().split(/\s+/)[3];
       expect(address, `rank 0's tcp socket (ss: ${listening})`).toMatch(/^10\.77\.0\.\d+:\d+$/);
-      const intruder = await execa(process.execPath, [fixture("intruder.mjs"), `tcp://${address}`], { cwd: ROOT, reject: false });
+      // Secured, it also tries a FIN, an acknowledgement and a collective contribution in rank 1's name.
+      const intruder = await execa(process.execPath, [fixture("intruder.mjs"), `tcp://${address}`, insecure ? "message" : "all"], { cwd: ROOT, reject: false });
       expect(intruder.exitCode, String(intruder.stderr)).toBe(0);
       const r = await job;
       expect(r.exitCode, String(r.stderr)).toBe(0);
