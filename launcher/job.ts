@@ -8,7 +8,6 @@ import { existsSync, readFileSync, statSync } from "node:fs";
 import { hostname, totalmem } from "node:os";
 import { constants as osConstants } from "node:os";
 import { join, resolve } from "node:path";
-import { performance } from "node:perf_hooks";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type { GoneHow, LauncherToRank, RankToLauncher } from "../src/control.js";
 import type { RankReport } from "../src/report.js";
@@ -16,6 +15,7 @@ import type { PeerAddress } from "../src/transport/index.js";
 import { interfaceAddress, ownAddresses } from "./addresses.js";
 import { createJobDir } from "./jobdir.js";
 import { formatJson, formatTable } from "./report.js";
+import { hostClock } from "../src/trace.js";
 import { TraceFile } from "./trace.js";
 import { stateLines, type RankState } from "./hang.js";
 import { definedOnly, HostAgent, inheritedEnv, type Agent, type HostEvents, type RankSpec } from "./agent.js";
@@ -165,8 +165,8 @@ class Job {
   private readonly states = new Map<number, RankState & { at: number; since: number; stuck: boolean }>();
   /** What each rank reported at finalize (--report). */
   private readonly reports = new Map<number, RankReport>();
-  /** --trace times are ms since the job started, on this machine's clock (Unix ms). */
-  private readonly epoch = performance.timeOrigin + performance.now();
+  /** --trace times are ms since the job started, on this host's clock (see hostClock). */
+  private readonly epoch = hostClock();
   /** Ranks that exited with 0 after init() but without finalize(), in order. */
   private readonly leftEarly: number[] = [];
   private readonly exited = new Set<number>();

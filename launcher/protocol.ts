@@ -29,7 +29,7 @@ export type LauncherToAgent =
   | { t: "plan"; plan: RemotePlan }
   | { t: "send"; rank: number; msg: LauncherToRank }
   | { t: "signal"; sig: NodeJS.Signals }
-  /** The launcher's clock (Unix ms, performance.timeOrigin + performance.now()): an answer to "clock?". */
+  /** The launcher's host clock (ms, see src/trace.ts hostClock): an answer to "clock?". */
   | { t: "clock"; now: number }
   /** Standard input for a rank, base64; null closes it. */
   | { t: "stdin"; rank: number; data: string | null };

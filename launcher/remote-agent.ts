@@ -9,13 +9,12 @@
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { performance } from "node:perf_hooks";
 import { createInterface } from "node:readline";
 import { interfaceAddress, ownAddresses, routeSource, sshClientAddress, sshServerAddress } from "./addresses.js";
 import { HostAgent, inheritedEnv } from "./agent.js";
 import { createJobDir, type JobDir } from "./jobdir.js";
 import { PacedWriter } from "./output.js";
-import { testSkew } from "../src/trace.js";
+import { hostClock, testSkew } from "../src/trace.js";
 import { SCRIPT, type AgentToLauncher, type LauncherToAgent, type RemotePlan } from "./protocol.js";
 
 const STOP_GRACE_MS = 2000;
@@ -96,13 +95,13 @@ async function start(plan: RemotePlan): Promise<void> {
 }
 
 /**
- * The launcher's clock minus this host's (Unix ms), as NTP measures it: from the exchange with
+ * The launcher's host clock minus this host's (ms), as NTP measures it: from the exchange with
  * the shortest round trip of `samples`, assuming the way there and back take as long. The error
  * is at most half that round trip.
  */
 let clockWaiter: ((now: number) => void) | null = null;
 async function clockOffset(skew: number, samples = 16): Promise<number> {
-  const now = () => performance.timeOrigin + skew + performance.now();
+  const now = () => hostClock() + skew;
   let best = { rtt: Infinity, offset: 0 };
   for (let i = 0; i < samples; i++) {
     const answer = new Promise<number>((resolve) => (clockWaiter = resolve));

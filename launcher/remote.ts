@@ -2,7 +2,7 @@
  * The launcher's side of one remote host: starts the tsmpi agent there through the launch agent
  * (one ssh or srun per host, never one per rank), then relays between the job and that agent.
  */
-import { performance } from "node:perf_hooks";
+import { hostClock } from "../src/trace.js";
 import { execa } from "execa";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
@@ -214,7 +214,7 @@ export class RemoteHost implements Agent {
         this.drainWaiters.shift()?.();
         break;
       case "clock?":
-        this.write({ t: "clock", now: performance.timeOrigin + performance.now() });
+        this.write({ t: "clock", now: hostClock() });
         break;
     }
   }

@@ -85,8 +85,8 @@ export class Trace {
   private pairScale = 1;
   /**
    * What turns this process's performance.now() into the job's time line (ms since the launcher
-   * started the job, on the launcher's clock): ranks on the launcher's host share its clock; an
-   * agent on another host measured how far that host's clock is from the launcher's.
+   * started the job, on the launcher's host clock): ranks on the launcher's host share that
+   * clock; an agent on another host measured how far that host's clock is from the launcher's.
    */
   offset = 0;
 
@@ -335,12 +335,20 @@ export function testSkew(host: string | undefined, spec = process.env.TSMPI_TEST
   return 0;
 }
 
+/**
+ * The host's clock in ms: CLOCK_MONOTONIC, the same for every process of a host (network
+ * namespaces included). Not performance.timeOrigin + performance.now(): the origin is a wall
+ * time taken once at start-up, and a process started on a loaded machine can have it several
+ * ms off from its neighbours' (measured: a message received 6.6 ms before it was sent).
+ */
+export const hostClock = (): number => Number(process.hrtime.bigint()) / 1e6;
+
 function jobClock(): number {
-  const epoch = Number(process.env.TSMPI_TRACE_EPOCH ?? performance.timeOrigin);
+  // performance.now() and the host clock read back to back: what turns one into the other.
+  const toHost = hostClock() - performance.now() + testSkew(process.env.TSMPI_HOST_ID);
+  const epoch = Number(process.env.TSMPI_TRACE_EPOCH ?? toHost);
   const hostOffset = Number(process.env.TSMPI_CLOCK_OFFSET ?? 0);
-  const origin = performance.timeOrigin + testSkew(process.env.TSMPI_HOST_ID);
-  // The difference first: both are ~1.8·10¹² ms, and their sum with a small time would lose µs.
-  return origin - epoch + (Number.isFinite(hostOffset) ? hostOffset : 0);
+  return toHost - epoch + (Number.isFinite(hostOffset) ? hostOffset : 0);
 }
 
 /** This rank's trace, or null when no trace was asked for. */
