@@ -7,7 +7,8 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { abandon, checkMeta, commit, hashData, prepare, readHeader, settle } from "../src/checkpoint.js";
 import { decodeNpyHeader, encodeNpyHeader, npyClass, npyDescr } from "../src/npy.js";
-import { fixture, run } from "./helpers.js";
+import { checkpointLoad, checkpointSave } from "./fixtures/suites/checkpoint.js";
+import { fixture, run, suiteCases } from "./helpers.js";
 
 // Buffer's latin1 is ISO-8859-1 (TextDecoder's "latin1" is windows-1252, which moves \x93).
 const text = (b: Uint8Array) => Buffer.from(b).toString("latin1");
@@ -127,20 +128,18 @@ describe("checkpoint commit protocol", () => {
   });
 });
 
-describe("grid.save / BlockGrid.load through real launches", () => {
-  it("round-trips 1-, 2- and 3-D grids of every dtype between different rank counts, and numpy reads them", async () => {
-    const dir = scratch();
-    const save = await run(["-n", "3", fixture("checkpoint-suite.ts"), "save", dir]);
-    expect(save.stderr).toBe("");
-    expect(save.exitCode).toBe(0);
-    expect(save.stdout).toContain("checkpoint-suite save ok rank 2/3 33");
-    expect(readdirSync(dir).filter((f) => !/\.npy(\.json)?$/.test(f))).toEqual([]); // nothing partial left
-    for (const n of [1, 2, 4, 5]) {
-      const load = await run(["-n", String(n), fixture("checkpoint-suite.ts"), "load", dir]);
-      expect(load.stderr, `${n} ranks`).toBe("");
-      expect(load.exitCode).toBe(0);
-      for (let r = 0; r < n; r++) expect(load.stdout).toContain(`checkpoint-suite load ok rank ${r}/${n} 33`);
-    }
+describe("grid.save / BlockGrid.load through real launches: 1-, 2- and 3-D grids of every dtype, between rank counts", () => {
+  const dir = scratch();
+  describe("saved on 3 ranks (one job; a case per shape and dtype)", () => {
+    suiteCases("checkpoint-save", Object.keys(checkpointSave), () => ["-n", "3"], () => [dir]);
+    it("nothing partial is left", () => {
+      expect(readdirSync(dir).filter((f) => !/\.npy(\.json)?$/.test(f))).toEqual([]);
+    });
+  });
+  describe.each([1, 2, 4, 5])("loaded on %i ranks", (n) => {
+    suiteCases("checkpoint-load", Object.keys(checkpointLoad), () => ["-n", String(n)], () => [dir]);
+  });
+  it("numpy reads every file", () => {
     // numpy (Debian's python3-numpy) sees the right shape, dtype and every value.
     const py = spawnSync("python3", ["-c", `
 import glob, json, numpy

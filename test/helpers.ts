@@ -94,13 +94,13 @@ export function waitForOutput(proc: { stdout: NodeJS.ReadableStream | null; then
 
 /**
  * One test per case of a fixture suite (test/fixtures/suites/), from one launch of
- * `tsmpirun ...launch test/fixtures/suite.ts SUITE` made before the cases are looked at, and a
+ * `tsmpirun ...launch test/fixtures/suite.ts SUITE ...suiteArgs` made before the cases are looked at, and a
  * last test that the job ended cleanly. Call inside a describe block.
  */
-export function suiteCases(suite: string, names: readonly string[], launch: () => string[]): void {
+export function suiteCases(suite: string, names: readonly string[], launch: () => string[], suiteArgs: () => string[] = () => []): void {
   let job: Promise<RunResult>;
   beforeAll(() => {
-    job = run([...launch(), fixture("suite.ts"), suite]);
+    job = run([...launch(), fixture("suite.ts"), suite, ...suiteArgs()]);
   });
   it.each(names)("%s", async (name) => {
     const r = await job;
