@@ -343,9 +343,24 @@ export function testSkew(host: string | undefined, spec = process.env.TSMPI_TEST
  */
 export const hostClock = (): number => Number(process.hrtime.bigint()) / 1e6;
 
+/**
+ * host clock − performance.now(), in ms. Both count from the same monotonic clock, so this is a
+ * constant of the process; it is read between two performance.now() calls, from the tightest of
+ * a few tries, so that a preemption between two reads cannot shift a rank's whole trace.
+ */
+function hostMinusPerformance(): number {
+  let best = { gap: Infinity, value: 0 };
+  for (let i = 0; i < 9; i++) {
+    const a = performance.now();
+    const h = hostClock();
+    const b = performance.now();
+    if (b - a < best.gap) best = { gap: b - a, value: h - (a + b) / 2 };
+  }
+  return best.value;
+}
+
 function jobClock(): number {
-  // performance.now() and the host clock read back to back: what turns one into the other.
-  const toHost = hostClock() - performance.now() + testSkew(process.env.TSMPI_HOST_ID);
+  const toHost = hostMinusPerformance() + testSkew(process.env.TSMPI_HOST_ID);
   const epoch = Number(process.env.TSMPI_TRACE_EPOCH ?? toHost);
   const hostOffset = Number(process.env.TSMPI_CLOCK_OFFSET ?? 0);
   return toHost - epoch + (Number.isFinite(hostOffset) ? hostOffset : 0);

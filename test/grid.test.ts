@@ -216,7 +216,9 @@ describe("checkpoint and restart in the examples", () => {
       hit = existsSync(`${file}.partial`); // still there: the kill came mid-write
     }
     expect(hit).toBe(true);
-    expect(readdirSync(dir).sort()).toEqual(["heat.npy", "heat.npy.json", "heat.npy.partial"]);
+    // The kill may also come while the new sidecar is written, before its rename (the commit):
+    // its .partial is left too, and ignored.
+    expect(readdirSync(dir).sort().filter((f) => f !== "heat.npy.json.partial")).toEqual(["heat.npy", "heat.npy.json", "heat.npy.partial"]);
     const [again, whole] = [await json(3, [...args, "--restart", file]), await json(2, args)];
     expect(again.fieldHash).toBe(whole.fieldHash);
   });
