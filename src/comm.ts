@@ -95,6 +95,8 @@ export function describeWaits(p2p: PointToPoint): { waits: string[]; on: number[
   return { waits, on: [...on] };
 }
 
+const knownContext = (id: number): boolean => byContextId.has(id);
+
 /** Collective messages for communicators this rank has not made yet (the first few of each). */
 const unclaimed = new Map<number, Incoming[]>();
 const UNCLAIMED_KEPT = 64;
@@ -155,6 +157,7 @@ export class Communicator {
     this.local = isWorld ? null : new Map(group.map((w, r) => [w, r]));
     byContextId.set(contextId, this);
     p2p.contextMade(contextId);
+    p2p.contextKnown ??= knownContext;
     p2p.collectiveArrival ??= collectiveArrival;
     // Collective messages can come before this rank has finished making the communicator (a
     // faster rank already uses it): look at them now.

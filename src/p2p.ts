@@ -148,15 +148,17 @@ export class PointToPoint {
     this.matcher.failWhere((w) => (w.ctx === ctx ? error : undefined));
   }
 
-  /** Context ids of the communicators this rank has made (see contextMade). */
-  private readonly contexts = new Set<number>([0]);
+  /**
+   * Set by the communicators (their registry by context id): whether this rank has made the
+   * communicator of context id `id`. Until the first is made, every message counts as expected.
+   */
+  contextKnown: ((id: number) => boolean) | null = null;
   /** Bytes waiting for communicators not made yet, by context id, and in all. */
   private readonly strays = new Map<number, number>();
   private strayBytes = 0;
 
   /** A communicator with context id `id` exists here now: what waited for it is no longer stray. */
   contextMade(id: number): void {
-    this.contexts.add(id);
     const waited = this.strays.get(id);
     if (waited !== undefined) {
       this.strays.delete(id);
@@ -239,7 +241,7 @@ export class PointToPoint {
     this.moved++;
     activity?.received(payloadBytes(m.frames));
     if (trace) (m as Incoming).flow = trace.arrived(m.src);
-    if (!this.contexts.has(m.ctx >> 1)) this.stray(m);
+    if (this.contextKnown && !this.contextKnown(m.ctx >> 1)) this.stray(m);
     // Collective traffic (odd contexts) is checked against this rank's own calls on arrival;
     // the hook keeps the messages that are for it alone (a collective's abort notice).
     if ((m.ctx & 1) === 1 && this.collectiveArrival?.(m)) return;
