@@ -43,8 +43,6 @@ class Gatekeeper {
   private readonly allowed = new Set<string>();
   private readonly socket = new zmq.Reply({ linger: 0, receiveTimeout: IDLE_MS });
   private serving = false;
-  /** Connections refused so far (for the tests and the warning at close). */
-  refused = 0;
 
   private constructor() {}
 
@@ -80,7 +78,6 @@ class Gatekeeper {
         }
         const [version, requestId, , , , mechanism, clientKey] = req;
         const ok = mechanism?.toString() === "CURVE" && clientKey !== undefined && this.allowed.has(clientKey.toString("hex"));
-        if (!ok) this.refused++;
         await this.socket.send([version!, requestId!, ok ? "200" : "400", ok ? "OK" : "not a rank of this job", "", ""]);
       }
     } finally {
