@@ -2,7 +2,7 @@
  * The host agent: starts the ranks of one host and reports on them. The launcher runs one
  * in-process for its own host; on a remote host the same code runs behind the launch agent.
  */
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { execa } from "execa";
 import type { LauncherToRank, RankToLauncher } from "../src/control.js";
 
@@ -85,6 +85,17 @@ function spawnRank(file: string, args: string[], cwd: string, env: Record<string
   });
 }
 
+/** Whether process `pid` is stopped (by a signal, or a tracer), from Linux's /proc; false elsewhere. */
+function isStopped(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const state = stat[stat.lastIndexOf(")") + 2];
+    return state === "T" || state === "t";
+  } catch {
+    return false;
+  }
+}
+
 interface Running {
   proc: ReturnType<typeof spawnRank>;
   exited: boolean;
@@ -108,10 +119,17 @@ export class HostAgent implements Agent {
     return Promise.all(this.plan.ranks.map((spec) => this.runRank(file!, args, spec))).then(() => {});
   }
 
-  /** Sends a control message to a rank; one that has exited or is exiting is skipped. */
+  /**
+   * Sends a control message to a rank; one that has exited or is exiting is skipped. A stopped
+   * rank cannot answer "state?", so the agent says for it that it is stopped.
+   */
   send(rank: number, msg: LauncherToRank): void {
     const r = this.running.get(rank);
     if (!r || r.exited || !r.proc.connected) return;
+    if (msg.t === "state?" && r.proc.pid !== undefined && isStopped(r.proc.pid)) {
+      this.events.control(rank, { t: "state", rank, waits: [], on: [], moved: -1, resources: [], stopped: true });
+      return;
+    }
     try {
       // execa types messages as strict JSON, which optional fields are not; they serialize fine.
       r.proc.sendMessage(msg as Parameters<typeof r.proc.sendMessage>[0]).catch(() => {});
@@ -145,6 +163,8 @@ export class HostAgent implements Agent {
       if (r.proc.pid === undefined) continue;
       try {
         process.kill(-r.proc.pid, sig);
+        // A stopped rank acts on a signal only once it runs again (what a shell's kill does).
+        if (sig === "SIGTERM" || sig === "SIGINT") process.kill(-r.proc.pid, "SIGCONT");
       } catch {
         // already gone
       }

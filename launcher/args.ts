@@ -157,7 +157,7 @@ export function parseArgs(argv: string[], warn: (line: string) => void = (line) 
       type: "string",
       describe: "how ranks on one host talk: auto (shared memory when the addon loads, else ZeroMQ ipc with a warning), shm (shared memory or an error), zmq (env TSMPI_TRANSPORT)",
     })
-    .option("deadlock-after", { type: "string", describe: "when every rank has waited SECONDS in tsmpi calls with no message moving, print what each waits for and the wait-for cycle, and stop the job (exit status 125); default 10, 0 = never" })
+    .option("deadlock-after", { type: "string", describe: "when every rank has waited SECONDS in tsmpi calls with no message moving, print what each waits for (the call and the line of the script that awaits it) and the wait-for cycle, and stop the job (exit status 125); default 10, 0 = never" })
     .option("report", { type: "string", describe: "at exit, print what each rank did (time waiting in tsmpi calls, messages, bytes, slowest calls): a table on stderr, or with --report json one JSON line on stdout" })
     .option("insecure", { type: "boolean", default: false, describe: "connect ranks on different hosts without CURVE (no authentication, no encryption): anyone who reaches a rank's port can then send it messages in any rank's name" })
     .option("trace", { type: "string", describe: "write one trace of the whole job to FILE (Chrome trace-event JSON: open it in https://ui.perfetto.dev): a track per rank, a span per tsmpi call, an arrow per message" })

@@ -11,6 +11,8 @@ export interface RankState {
   moved: number;
   /** What else keeps the rank's event loop alive (Node's getActiveResourcesInfo: "Timeout", …). */
   resources: string[];
+  /** The rank's process is stopped (SIGSTOP, a debugger): its host agent answered for it. */
+  stopped?: boolean;
 }
 
 /** A cycle in the wait-for graph (rank → the ranks it waits on), as ranks in order, or undefined. */
@@ -50,6 +52,7 @@ export function stateLines(ranks: readonly number[], states: ReadonlyMap<number,
     const s = states.get(r);
     const who = `rank ${r} (host ${hostOf(r)})`;
     if (!s) return `  ${who}: busy: running JavaScript, not in a tsmpi call that waits (it did not answer)`;
+    if (s.stopped) return `  ${who}: stopped (SIGSTOP, or a debugger): it cannot go on until it gets SIGCONT`;
     if (s.waits.length === 0) return `  ${who}: not waiting in tsmpi (in its own code, or an await of its own)`;
     const own = s.resources.length > 0 ? ` (and has ${[...new Set(s.resources)].join(", ")} of its own pending)` : "";
     return `  ${who}: waits in ${s.waits.join("; and in ")}${own}`;

@@ -173,6 +173,12 @@ class Job {
   /** Ranks that exited 0 without calling init(). */
   private readonly neverInit = new Set<number>();
   private failure: { code: number } | null = null;
+  /** A report of a stuck job is being gathered: polls wait for it. */
+  private reporting = false;
+  /** The state of a job whose busy rank keeps the others waiting has been printed (once, until something moves). */
+  private busyShown = false;
+  /** When polling began: a rank that never answered has been silent since then. */
+  private pollsSince = 0;
   private killTimer: NodeJS.Timeout | undefined;
   private interrupted = false;
   private readonly events: HostEvents;
@@ -378,9 +384,11 @@ class Job {
       case "state": {
         const last = this.states.get(rank);
         const now = Date.now();
-        // Waiting with nothing else that could wake it (no timer or I/O of its own): stuck, unless a message moves.
-        const stuck = msg.waits.length > 0 && msg.resources.length === 0;
-        this.states.set(rank, { waits: msg.waits, on: msg.on, moved: msg.moved, resources: msg.resources, at: now, since: last && last.moved === msg.moved && stuck && last.stuck ? last.since : now, stuck });
+        // Waiting with nothing else that could wake it (no timer or I/O of its own): stuck, unless
+        // a message moves. A stopped process is stuck too: nothing in the job will wake it.
+        const stuck = msg.stopped === true || (msg.waits.length > 0 && msg.resources.length === 0);
+        const since = last && last.moved === msg.moved && stuck && last.stuck ? last.since : now;
+        this.states.set(rank, { waits: msg.waits, on: msg.on, moved: msg.moved, resources: msg.resources, stopped: msg.stopped, at: now, since, stuck });
         break;
       }
       case "report":
@@ -424,37 +432,78 @@ class Job {
 
   /**
    * Asks every running rank what it waits for, and ends the job as deadlocked when every one has
-   * waited in tsmpi for --deadlock-after seconds with no message moving anywhere (a rank busy in
-   * JavaScript does not answer, and a job with one is not deadlocked).
+   * waited in tsmpi (or been stopped) for --deadlock-after seconds with no message moving
+   * anywhere. A rank busy in JavaScript does not answer: it may be computing for a long time, so
+   * a job with one is not ended, but when the others have all waited on for as long, the state
+   * is printed once, so a rank stuck in a loop is seen.
    */
   private poll(): void {
-    if (this.failure || this.hellos.size < this.size) return;
+    if (this.failure || this.hellos.size < this.size || this.reporting) return;
     const live = this.live();
     const now = Date.now();
+    this.pollsSince ||= now;
     const limit = this.opts.deadlockAfter * 1000;
-    const stuck = live.length > 0 && live.every((r) => {
+    const waitedLong = (r: number) => {
       const s = this.states.get(r);
       return s !== undefined && now - s.at <= 2.5 * POLL_MS && s.stuck && now - s.since >= limit;
-    });
-    if (stuck) {
-      const lines = stateLines(live, this.states, (r) => this.hostOf(r));
-      this.out.text("stderr", `tsmpirun: deadlock: every rank has waited ${this.opts.deadlockAfter} s in tsmpi with no message moving:\n${lines.join("\n")}\n`);
-      this.fail(DEADLOCK_EXIT, `the job is deadlocked (--deadlock-after ${this.opts.deadlockAfter})`);
+    };
+    const silentLong = (r: number) => now - (this.states.get(r)?.at ?? this.pollsSince) >= limit;
+    const quiet = live.filter((r) => !waitedLong(r));
+    if (live.length > 0 && quiet.length === 0) {
+      void this.reportStuck(live, () => {
+        const stopped = live.some((r) => this.states.get(r)?.stopped);
+        const how = stopped ? "waited in tsmpi or been stopped" : "waited";
+        this.out.text("stderr", `tsmpirun: deadlock: every rank has ${how} ${this.opts.deadlockAfter} s${stopped ? "," : " in tsmpi"} with no message moving:\n${stateLines(live, this.states, (r) => this.hostOf(r)).join("\n")}\n`);
+        this.fail(DEADLOCK_EXIT, `the job is deadlocked (--deadlock-after ${this.opts.deadlockAfter})`);
+      });
       return;
     }
+    const busy = quiet.length < live.length && quiet.every(silentLong);
+    if (busy && !this.busyShown) {
+      this.busyShown = true;
+      void this.reportStuck(live, () => {
+        const fresh = new Set(live.filter((r) => (this.states.get(r)?.at ?? 0) >= now));
+        const lines = stateLines(live, new Map([...this.states].filter(([r]) => fresh.has(r))), (r) => this.hostOf(r));
+        this.out.text("stderr", `tsmpirun: no message has moved for ${this.opts.deadlockAfter} s, and ${quiet.length === 1 ? "a rank does" : "ranks do"} not answer (not stopping the job: a rank may compute for long; --timeout stops it):\n${lines.join("\n")}\n`);
+      });
+      return;
+    }
+    if (!busy) this.busyShown = false;
     for (const r of live) this.send(r, { t: "state?" });
+  }
+
+  /**
+   * Asks the ranks `live` for their state with the user's lines and waits for their answers (at
+   * most a poll's time; a busy rank does not answer), then calls `print` if the job is still
+   * stuck: no answer says that something has moved meanwhile.
+   */
+  private async reportStuck(live: number[], print: () => void): Promise<void> {
+    this.reporting = true;
+    const before = new Map(live.map((r) => [r, this.states.get(r)?.moved]));
+    const fresh = await this.askWhere(live);
+    this.reporting = false;
+    if (this.failure) return;
+    if ([...fresh].some((r) => this.states.get(r)?.moved !== before.get(r) && before.get(r) !== undefined)) return;
+    print();
+  }
+
+  /** Sends "state?" with the user's lines to `ranks`; resolves with those that answered within a poll's time. */
+  private async askWhere(ranks: number[]): Promise<Set<number>> {
+    const asked = Date.now();
+    for (const r of ranks) this.send(r, { t: "state?", where: true });
+    const answered = () => new Set(ranks.filter((r) => (this.states.get(r)?.at ?? -1) >= asked));
+    while (answered().size < ranks.length && Date.now() - asked < POLL_MS && !this.failure) await new Promise((resolve) => setTimeout(resolve, 20));
+    return answered();
   }
 
   /** --timeout: says what each rank was doing (as mpirun --report-state-on-timeout), then stops the job. */
   private async timedOut(): Promise<void> {
     if (this.failure) return;
     const live = this.live();
-    const asked = Date.now();
-    for (const r of live) this.send(r, { t: "state?" });
-    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+    const fresh = await this.askWhere(live);
     if (this.failure) return;
-    const fresh = new Map([...this.states].filter(([, s]) => s.at >= asked));
-    if (live.length > 0) this.out.text("stderr", `tsmpirun: --timeout ${this.opts.timeout} s: what each rank was doing:\n${stateLines(live, fresh, (r) => this.hostOf(r)).join("\n")}\n`);
+    const states = new Map([...this.states].filter(([r]) => fresh.has(r)));
+    if (live.length > 0) this.out.text("stderr", `tsmpirun: --timeout ${this.opts.timeout} s: what each rank was doing:\n${stateLines(live, states, (r) => this.hostOf(r)).join("\n")}\n`);
     this.fail(TIMEOUT_EXIT, `the job ran longer than --timeout ${this.opts.timeout} s`);
   }
 

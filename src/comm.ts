@@ -77,21 +77,25 @@ const byContextId = new Map<number, Communicator>();
 /**
  * @internal What this rank waits for, in words ("recv from rank 1, tag any, on the world";
  * "allreduce (op sum), for rank 2's part, on communicator #3"), with the world ranks it waits on
- * (for a wait-for graph): what `tsmpirun` prints when a job hangs or times out.
+ * (for a wait-for graph): what `tsmpirun` prints when a job hangs or times out. With `where`,
+ * each call also says the user's line that awaits it (" at heat.ts:42"); finding it delays the
+ * call's completion by a few turns of the microtask queue, once per call.
  */
-export function describeWaits(p2p: PointToPoint): { waits: string[]; on: number[] } {
+export async function describeWaits(p2p: PointToPoint, where: boolean): Promise<{ waits: string[]; on: number[] }> {
   const { receives, acks } = p2p.waits();
   const waits: string[] = [];
   const on = new Set<number>();
-  for (const w of receives) {
+  const lines = where ? await Promise.all([...receives, ...acks].map((w) => w.locate?.())) : [];
+  const at = (i: number) => (lines[i] ? ` at ${lines[i]}` : "");
+  receives.forEach((w, i) => {
     const comm = byContextId.get(w.ctx >> 1);
     if (w.src !== ANY_SOURCE) on.add(w.src);
-    waits.push(comm ? comm.describeWait(w) : `a receive on context ${w.ctx}`);
-  }
-  for (const peer of acks) {
+    waits.push((comm ? comm.describeWait(w) : `a receive on context ${w.ctx}`) + at(i));
+  });
+  acks.forEach(({ peer }, i) => {
     on.add(peer);
-    waits.push(`send to world rank ${peer} (a large message, until that rank takes it)`);
-  }
+    waits.push(`send to world rank ${peer} (a large message, until that rank takes it)${at(receives.length + i)}`);
+  });
   return { waits, on: [...on] };
 }
 

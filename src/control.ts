@@ -15,7 +15,7 @@ export type RankToLauncher =
   /** A piece of the rank's trace (--trace); the last one has `last` and is acknowledged. */
   | { t: "trace"; rank: number; part: TracePart; last: boolean }
   /** Answer to "state?": what the rank waits for, the ranks it waits on, and how much has moved. */
-  | { t: "state"; rank: number; waits: string[]; on: number[]; moved: number; resources: string[] }
+  | { t: "state"; rank: number; waits: string[]; on: number[]; moved: number; resources: string[]; stopped?: boolean }
   | { t: "abort"; rank: number; code: number; reason: string };
 
 /** How a peer left: through finalize(), or by exiting without it. */
@@ -27,15 +27,15 @@ export type LauncherToRank =
   | { t: "gone"; rank: number; sentTo: number[]; how: GoneHow }
   /** The launcher has a report: the rank may go on to exit. */
   | { t: "ack" }
-  /** Asks what the rank waits for (a job that seems to hang, or runs out of time). */
-  | { t: "state?" };
+  /** Asks what the rank waits for (a job that seems to hang, or runs out of time); `where`: with the user's lines. */
+  | { t: "state?"; where?: boolean };
 
 type Gone = Extract<LauncherToRank, { t: "gone" }>;
 
 export class ControlChannel {
   private peersWaiter: ((table: (PeerAddress | null)[]) => void) | null = null;
   private ackWaiter: (() => void) | null = null;
-  private stateOf: (() => RankToLauncher) | null = null;
+  private stateOf: ((where: boolean) => Promise<RankToLauncher>) | null = null;
   private goneHandler: ((g: Gone) => void) | null = null;
   private readonly early: Gone[] = [];
 
@@ -43,7 +43,7 @@ export class ControlChannel {
     process.on("message", (m: LauncherToRank) => {
       if (m.t === "peers") this.peersWaiter?.(m.table);
       else if (m.t === "ack") this.ackWaiter?.();
-      else if (m.t === "state?" && this.stateOf) void this.send(this.stateOf()).catch(() => {});
+      else if (m.t === "state?" && this.stateOf) void this.stateOf(m.where === true).then((s) => this.send(s)).catch(() => {});
       else if (m.t === "gone") {
         if (this.goneHandler) this.goneHandler(m);
         else this.early.push(m);
@@ -97,8 +97,8 @@ export class ControlChannel {
     }
   }
 
-  /** Answers the launcher's "state?" with `state()`. */
-  onStateRequest(state: () => RankToLauncher): void {
+  /** Answers the launcher's "state?" with `state(where)`. */
+  onStateRequest(state: (where: boolean) => Promise<RankToLauncher>): void {
     this.stateOf = state;
   }
 

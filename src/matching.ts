@@ -36,6 +36,8 @@ export interface Waiter {
   into?: ArrayBufferView;
   resolve(m: Incoming): void;
   reject(e: Error): void;
+  /** The caller's file:line, for reports of what the rank waits for. */
+  locate?(): Promise<string | undefined>;
 }
 
 /** An entry with its arrival or posting order. */

@@ -12,6 +12,7 @@ import { Matcher, type Incoming, type Waiter } from "./matching.js";
 import { KIND_ACK, KIND_FIN, KIND_FIN_ACK, MAX_INLINE_FRAMES, peekEnvelope, readMessage, writeHeader, type Envelope } from "./protocol.js";
 import { SENT, type Transport } from "./transport/index.js";
 import { waiting } from "./instrument.js";
+import { awaitedAt } from "./where.js";
 import { activity } from "./report.js";
 import { trace } from "./trace.js";
 import { binaryCode, bytesOf, elementsIn, encode, Kind, payloadBytes } from "./wire.js";
@@ -26,9 +27,11 @@ export type { Incoming } from "./matching.js";
  * queue on every message.
  */
 class Pending<T> implements Waiter {
-  private done!: (v: T) => void;
+  private done!: (v: T | PromiseLike<T>) => void;
   private fail!: (e: Error) => void;
   readonly promise: Promise<T>;
+  /** Where the caller awaits this call, once a report has asked (see locate). */
+  private where: Promise<string | undefined> | undefined;
 
   constructor(
     private readonly transport: Transport | null,
@@ -69,6 +72,34 @@ class Pending<T> implements Waiter {
     this.transport?.release();
     this.fail(e);
   }
+
+  /** The user's file:line that awaits this call, for a report of what the rank waits for. */
+  locate(): Promise<string | undefined> {
+    this.where ??= awaitedAt(this.done, (next) => {
+      this.done = next.done;
+      this.fail = next.fail;
+    });
+    return this.where;
+  }
+}
+
+/** A large send waiting for its receiver's acknowledgement. */
+class AckWait {
+  private where: Promise<string | undefined> | undefined;
+  constructor(
+    readonly peer: number,
+    private ended: (v: void | PromiseLike<void>) => void,
+  ) {}
+
+  done(): void {
+    this.ended();
+  }
+
+  /** The user's file:line that awaits the send (see Pending.locate). */
+  locate(): Promise<string | undefined> {
+    this.where ??= awaitedAt(this.ended, (next) => (this.ended = next.done));
+    return this.where;
+  }
 }
 
 const asIs = (m: Incoming): Incoming => m;
@@ -108,7 +139,7 @@ export class PointToPoint {
   /** Peers we sent data to: the ones that get a FIN. */
   private readonly dataPeers = new Set<number>();
   /** Sends waiting for the receiver's ACK, and FINs waiting for theirs, by ack id / peer. */
-  private readonly acks = new Map<number, { peer: number; done(): void }>();
+  private readonly acks = new Map<number, AckWait>();
   private readonly finAcks = new Map<number, () => void>();
   private nextAck = 1;
   /** Receives matched at a message's header, by source, until the rest of the message arrives. */
@@ -136,8 +167,8 @@ export class PointToPoint {
   moved = 0;
 
   /** What this rank waits for now: the receives and probes posted, and the peers whose acknowledgement a send awaits. */
-  waits(): { receives: readonly Waiter[]; acks: number[] } {
-    return { receives: this.matcher.waiting(), acks: [...this.acks.values()].map((a) => a.peer) };
+  waits(): { receives: readonly Waiter[]; acks: readonly AckWait[] } {
+    return { receives: this.matcher.waiting(), acks: [...this.acks.values()] };
   }
 
   /** Set by the communicators: sees every collective message as it arrives; true = consumed. */
@@ -366,7 +397,7 @@ export class PointToPoint {
     for (let i = borrowedFrom; i < frames.length; i++) if (frames[i]!.byteLength > t.copyLimit(dest)) needsAck = true;
     if (!needsAck) return t.send(dest, [writeHeader(env, 0), ...frames], borrowedFrom + 1);
     const ackId = this.nextAck++;
-    const acked = new Promise<void>((done) => this.acks.set(ackId, { peer: dest, done }));
+    const acked = new Promise<void>((done) => this.acks.set(ackId, new AckWait(dest, done)));
     t.hold(); // the ack has to be read
     const queued = t.send(dest, [writeHeader(env, ackId), ...frames], borrowedFrom + 1);
     return Promise.all([queued, acked]).then(

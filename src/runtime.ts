@@ -66,7 +66,16 @@ async function start(): Promise<RankState> {
     control.onGone((g) => p2p.peerGone(g.rank, g.sentTo, g.how));
     trace?.start(rank, size);
     // What else is pending tells a rank stuck in tsmpi from one whose own timer or I/O will go on.
-    control.onStateRequest(() => ({ t: "state", rank, ...describeWaits(p2p), moved: p2p.moved, resources: process.getActiveResourcesInfo() }));
+    // The user's lines are looked up when asked, or once nothing has moved since the last
+    // request: a rank busy passing messages is not slowed down by being watched.
+    let lastMoved = -1;
+    control.onStateRequest(async (where) => {
+      const { moved } = p2p;
+      const resources = process.getActiveResourcesInfo();
+      const still = moved === lastMoved;
+      lastMoved = moved;
+      return { t: "state", rank, ...(await describeWaits(p2p, where || still)), moved, resources };
+    });
   }
   instrument(Communicator.prototype, COMMUNICATOR_CALLS, (c) => (c as Communicator).contextId, (c) => (c as Communicator).group);
   const world = new Communicator(

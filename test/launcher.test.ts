@@ -194,32 +194,65 @@ describe("tsmpirun on one machine", () => {
     }
   });
 
-  it("a deadlock (every rank receives first) ends within --deadlock-after + 2 s, naming each rank's call and the wait-for cycle", async () => {
+  /** `test/fixtures/hang.ts:N`, the line of hang.ts that holds `code`: what a report names. */
+  const hangLine = (code: string) => {
+    const n = readFileSync(fixture("hang.ts"), "utf8").split("\n").findIndex((l) => l.includes(code)) + 1;
+    expect(n).toBeGreaterThan(0);
+    return `test/fixtures/hang.ts:${n}`;
+  };
+  const esc = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+
+  it("a deadlock (every rank receives first) ends within --deadlock-after + 2 s, naming each rank's call, its line and the wait-for cycle", async () => {
     const mark = newMark();
     const t0 = Date.now();
     const r = await run(["-n", "3", "--deadlock-after", "2", "-x", `TSMPI_TEST_MARK=${mark}`, fixture("hang.ts"), "recv-first"]);
     expect(Date.now() - t0).toBeLessThan(2000 + 2000 + 3000); // threshold + 2 s, and the job's start
     expect(r.exitCode).toBe(125);
     expect(r.stderr).toContain("tsmpirun: deadlock: every rank has waited 2 s in tsmpi with no message moving:\n");
-    for (let k = 0; k < 3; k++) expect(r.stderr).toMatch(new RegExp(`  rank ${k} \\(host [^)]+\\): waits in recv from rank ${(k + 1) % 3}, tag 7, on the world\\n`));
+    const line = hangLine("await world.recv((rank + 1) % size, 7)");
+    for (let k = 0; k < 3; k++) expect(r.stderr).toMatch(new RegExp(`  rank ${k} \\(host [^)]+\\): waits in recv from rank ${(k + 1) % 3}, tag 7, on the world at ${esc(line)}\\n`));
     expect(r.stderr).toContain("  wait-for cycle: rank 0 → rank 1 → rank 2 → rank 0\n");
     expect(r.stderr).toMatch(/tsmpirun: the job is deadlocked \(--deadlock-after 2\); stopping 3 ranks/);
     expect(await leftovers(mark)).toEqual([]);
   });
 
-  it("gather against scatter, where no message moves at all, is reported as a deadlock naming both calls", async () => {
+  it("gather against scatter, where no message moves at all, is reported as a deadlock naming both calls and their lines", async () => {
+    const t0 = Date.now();
     const r = await run(["-n", "3", "--deadlock-after", "2", fixture("hang.ts"), "gather-scatter"]);
+    expect(Date.now() - t0).toBeLessThan(2000 + 2000 + 3000);
     expect(r.exitCode).toBe(125);
-    expect(r.stderr).toMatch(/rank 0 \(host [^)]+\): waits in gather \(root 0\), for rank 1's part, on the world; and in gather \(root 0\), for rank 2's part, on the world/);
-    expect(r.stderr).toMatch(/rank 1 \(host [^)]+\): waits in scatter \(root 0\), for rank 0's part, on the world/);
+    const gather = esc(hangLine("await world.gather(rank, 0)"));
+    const scatter = esc(hangLine("await world.scatter(null, 0)"));
+    expect(r.stderr).toMatch(new RegExp(`rank 0 \\(host [^)]+\\): waits in gather \\(root 0\\), for rank 1's part, on the world at ${gather}; and in gather \\(root 0\\), for rank 2's part, on the world at ${gather}\\n`));
+    expect(r.stderr).toMatch(new RegExp(`rank 1 \\(host [^)]+\\): waits in scatter \\(root 0\\), for rank 0's part, on the world at ${scatter}\\n`));
     expect(r.stderr).toContain("wait-for cycle: rank 0 → rank 1 → rank 0");
   });
 
-  it("a rank busy in JavaScript is no deadlock; --timeout names it busy and says what the others wait for", async () => {
-    const r = await run(["-n", "3", "--deadlock-after", "1", "--timeout", "4", fixture("hang.ts"), "busy"]);
+  it("a rank busy in JavaScript is no deadlock: its state is shown once after --deadlock-after, and --timeout names it busy and the others' lines", async () => {
+    const t0 = Date.now();
+    const r = await run(["-n", "3", "--deadlock-after", "1", "--timeout", "8", fixture("hang.ts"), "busy"]);
     expect(r.exitCode).toBe(124);
-    expect(r.stderr).not.toContain("deadlock:");
-    expect(r.stderr).toMatch(/tsmpirun: --timeout 4 s: what each rank was doing:\n  rank 0 \(host [^)]+\): waits in recv from rank 1, tag any, on the world\n  rank 1 \(host [^)]+\): busy: running JavaScript, not in a tsmpi call that waits \(it did not answer\)\n  rank 2 .*recv from rank 1/);
+    const stderr = r.stderr;
+    expect(stderr).not.toContain("deadlock:");
+    const waits = esc(`waits in recv from rank 1, tag any, on the world at ${hangLine("await world.recv(1);")}`);
+    const state = `  rank 0 \\(host [^)]+\\): ${waits}\\n  rank 1 \\(host [^)]+\\): busy: running JavaScript, not in a tsmpi call that waits \\(it did not answer\\)\\n  rank 2 \\(host [^)]+\\): ${waits}\\n`;
+    expect(stderr).toMatch(new RegExp(`^tsmpirun: no message has moved for 1 s, and a rank does not answer \\(not stopping the job: a rank may compute for long; --timeout stops it\\):\\n${state}tsmpirun: --timeout 8 s: what each rank was doing:\\n${state}`));
+    expect(stderr.split("no message has moved")).toHaveLength(2); // once, not at every poll
+    expect(Date.now() - t0).toBeGreaterThan(8000);
+  });
+
+  it("a stopped rank (SIGSTOP) that the others wait for is a deadlock: named as stopped, and no process is left", async () => {
+    const mark = newMark();
+    const t0 = Date.now();
+    const r = await run(["-n", "3", "--deadlock-after", "2", "-x", `TSMPI_TEST_MARK=${mark}`, fixture("hang.ts"), "stopped"]);
+    expect(Date.now() - t0).toBeLessThan(2000 + 2000 + 3000);
+    expect(r.exitCode).toBe(125);
+    const waits = esc(`waits in recv from rank 1, tag any, on the world at ${hangLine("} else await world.recv(1);")}`);
+    expect(r.stderr).toMatch(new RegExp(
+      `^tsmpirun: deadlock: every rank has waited in tsmpi or been stopped 2 s, with no message moving:\\n  rank 0 \\(host [^)]+\\): ${waits}\\n` +
+        `  rank 1 \\(host [^)]+\\): stopped \\(SIGSTOP, or a debugger\\): it cannot go on until it gets SIGCONT\\n  rank 2 \\(host [^)]+\\): ${waits}\\n`,
+    ));
+    expect(await leftovers(mark)).toEqual([]);
   });
 
   it("a rank awaiting a timer of its own is no deadlock, however long the others wait for it", async () => {
