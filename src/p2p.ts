@@ -233,9 +233,12 @@ export class PointToPoint {
    */
   private dropped(reason: string, from: number | undefined): void {
     if (this.malformed++ > 0) return;
-    const link = from === undefined ? "its ZeroMQ socket" : `the shared-memory link from rank ${from}`;
+    const link = from === undefined ? "its ZeroMQ socket" : `the link from rank ${from}`;
     process.stderr.write(`tsmpi: rank ${this.rank}: dropped a malformed message on ${link} (${reason}); later ones are counted\n`);
   }
+
+  /** Transport callback: a message that the transport would not deliver. */
+  readonly refused = (reason: string): void => this.dropped(reason, undefined);
 
   /** Transport callback: a message arrived (`from`: the sender, when the transport knows it). */
   readonly message = (msg: Buffer[], from?: number): void => {

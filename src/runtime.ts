@@ -57,7 +57,7 @@ async function start(): Promise<RankState> {
           tcpAddress: process.env.TSMPI_TCP_ADDRESS,
           insecure: process.env.TSMPI_INSECURE === "1",
         },
-        { message: p2p.message, landing: p2p.landing, broken: p2p.broken },
+        { message: p2p.message, landing: p2p.landing, broken: p2p.broken, refused: p2p.refused },
       );
       p2p.attach(transport);
     }

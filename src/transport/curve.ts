@@ -7,6 +7,7 @@
  * clients whose key is one of the job's. A program outside the job therefore cannot get a
  * message, an acknowledgement or a FIN read by a rank.
  */
+import { createHmac, createPrivateKey, createPublicKey, diffieHellman, type KeyObject } from "node:crypto";
 import * as zmq from "zeromq";
 
 export interface KeyPair {
@@ -32,6 +33,59 @@ export function z85Decode(text: string): Buffer {
 
 export function keyPair(): KeyPair {
   return zmq.curveKeyPair();
+}
+
+/** Length of a sender token (see SenderTokens). */
+export const TOKEN_BYTES = 16;
+
+/**
+ * Who sent a message, on a socket that all of the job's ranks write to. ZeroMQ authenticates each
+ * connection, but zeromq.js does not say which connection a message came in on
+ * (zeromq/zeromq.js#327), so a rank of the job could still write another's number in a header.
+ * Each message therefore starts with a token that only its sender and its receiver can make:
+ * derived from the X25519 secret the two share (one's secret key with the other's public key,
+ * the same on both sides; CURVE keys are X25519 keys). It travels inside the CURVE connection,
+ * so nobody else sees it, and checking it is a map lookup.
+ */
+export class SenderTokens {
+  private readonly own: KeyObject;
+  /** Token → the rank whose messages to this rank carry it. */
+  private readonly senders = new Map<string, number>();
+  private readonly toPeer = new Map<number, Buffer>();
+
+  constructor(
+    private readonly rank: number,
+    keys: KeyPair,
+  ) {
+    this.own = createPrivateKey({ key: { kty: "OKP", crv: "X25519", d: base64url(keys.secretKey), x: base64url(keys.publicKey) }, format: "jwk" });
+  }
+
+  /** Learns the job's keys (public, Z85, by rank; undefined: none) and works out each peer's token to this rank. */
+  setPeers(publicKeys: readonly (string | undefined)[]): void {
+    publicKeys.forEach((key, peer) => {
+      if (key === undefined || peer === this.rank) return;
+      const shared = diffieHellman({ privateKey: this.own, publicKey: createPublicKey({ key: { kty: "OKP", crv: "X25519", x: base64url(key) }, format: "jwk" }) });
+      this.toPeer.set(peer, token(shared, this.rank, peer));
+      this.senders.set(token(shared, peer, this.rank).toString("latin1"), peer);
+    });
+  }
+
+  /** The token this rank puts on its messages to `peer`. */
+  to(peer: number): Buffer | undefined {
+    return this.toPeer.get(peer);
+  }
+
+  /** The rank that sent a message starting with `frame`, or undefined when no rank of the job did. */
+  sender(frame: Buffer | undefined): number | undefined {
+    return frame?.byteLength === TOKEN_BYTES ? this.senders.get(frame.toString("latin1")) : undefined;
+  }
+}
+
+const base64url = (z85: string) => z85Decode(z85).toString("base64url");
+
+/** The token on messages from `from` to `to`, from the secret the two share. */
+function token(shared: Buffer, from: number, to: number): Buffer {
+  return createHmac("sha256", shared).update(`tsmpi sender ${from} to ${to}`).digest().subarray(0, TOKEN_BYTES);
 }
 
 /**

@@ -46,6 +46,8 @@ export interface TransportHandlers {
    * the rank cannot go on without what that peer sends, and says why.
    */
   broken(src: number, reason: string): void;
+  /** A message the transport itself would not deliver (it cannot tell which rank sent it): dropped and counted. */
+  refused?(reason: string): void;
 }
 
 export interface Transport {

@@ -5,7 +5,7 @@
 import * as zmq from "zeromq";
 import { MpiError } from "../errors.js";
 import { MAX_MESSAGE_BYTES } from "../limits.js";
-import { gate, keyPair, type KeyPair } from "./curve.js";
+import { gate, keyPair, SenderTokens, type KeyPair } from "./curve.js";
 import type { PeerAddress, Transport, TransportHandlers } from "./index.js";
 
 /** This transport's entry of a rank's address. */
@@ -44,6 +44,8 @@ interface Link {
   host: string;
   /** A send has gone through: the connection is up. */
   up: boolean;
+  /** What starts each message to this peer on a secured socket: who sent it (see SenderTokens). */
+  token: Buffer | undefined;
 }
 
 function isTimeout(e: unknown): boolean {
@@ -77,14 +79,15 @@ export class ZmqTransport implements Transport {
     private readonly pull: zmq.Pull,
     readonly address: ZmqAddress,
     private readonly handlers: TransportHandlers,
-    /** This rank's CURVE keys, and the process's ZAP handler, when the socket is secured. */
-    private readonly curve: { keys: KeyPair; gate: Awaited<ReturnType<typeof gate>> } | null,
+    /** This rank's CURVE keys, its senders' tokens, and the process's ZAP handler, when the socket is secured. */
+    private readonly curve: { keys: KeyPair; tokens: SenderTokens; gate: Awaited<ReturnType<typeof gate>> } | null,
   ) {}
 
   static async open(opts: ZmqTransportOptions, handlers: TransportHandlers): Promise<ZmqTransport> {
     // The CURVE options must be on the socket before it binds: a connection accepted earlier
     // would be an unauthenticated one.
-    const curve = opts.secure ? { keys: keyPair(), gate: await gate() } : null;
+    const keys = opts.secure ? keyPair() : null;
+    const curve = keys ? { keys, tokens: new SenderTokens(opts.rank, keys), gate: await gate() } : null;
     const security = curve ? { curveServer: true, curveSecretKey: curve.keys.secretKey, curvePublicKey: curve.keys.publicKey } : {};
     // libzmq drops a connection that sends a message part above this, before it is in memory.
     const pull = new zmq.Pull({ receiveTimeout: READER_IDLE_MS, linger: 0, maxMessageSize: MAX_MESSAGE_BYTES + 65536, ...security });
@@ -114,8 +117,10 @@ export class ZmqTransport implements Transport {
 
   setPeers(table: readonly PeerAddress[]): void {
     this.peers = table;
+    const keys = table.map((p) => ((p.zmq ?? {}) as ZmqAddress).key);
+    this.curve?.tokens.setPeers(keys);
     // From now on the job's ranks may connect; nobody else ever may.
-    this.curve?.gate.allow(table.map((p) => ((p.zmq ?? {}) as ZmqAddress).key).filter((k): k is string => k !== undefined));
+    this.curve?.gate.allow(keys.filter((k): k is string => k !== undefined));
   }
 
   reaches(dest: number): boolean {
@@ -182,7 +187,7 @@ export class ZmqTransport implements Transport {
     const security = zmqAddr.key && this.curve ? { curveServerKey: zmqAddr.key, curvePublicKey: this.curve.keys.publicKey, curveSecretKey: this.curve.keys.secretKey } : {};
     const sock = new zmq.Push({ ...(tcp ? { immediate: true } : {}), ...security });
     sock.connect(endpoint);
-    link = { sock, queue: [], busy: false, dest, endpoint, host: peer.host, up: !tcp };
+    link = { sock, queue: [], busy: false, dest, endpoint, host: peer.host, up: !tcp, token: this.curve?.tokens.to(dest) };
     this.links.set(dest, link);
     return link;
   }
@@ -198,6 +203,7 @@ export class ZmqTransport implements Transport {
   private enqueue(dest: number, msg: Buffer[]): Promise<void> {
     if (this.closed) return Promise.reject(new MpiError("transport is closed (finalize() was called)"));
     const link = this.link(dest);
+    if (link.token) msg.unshift(link.token);
     return new Promise<void>((resolve, reject) => {
       link.queue.push({ msg, resolve, reject });
       if (!link.busy) void this.pump(link);
@@ -241,7 +247,13 @@ export class ZmqTransport implements Transport {
           }
           throw e;
         }
-        this.handlers.message(msg);
+        if (!this.curve) this.handlers.message(msg);
+        else {
+          // The sender is the rank whose token the message carries, whatever its header says.
+          const from = this.curve.tokens.sender(msg[0]);
+          if (from === undefined) this.handlers.refused?.("no rank of this job's sender token");
+          else this.handlers.message(msg.slice(1), from);
+        }
       }
     } finally {
       this.reading = false;
