@@ -450,7 +450,7 @@ class Job {
     const silentLong = (r: number) => now - (this.states.get(r)?.at ?? this.pollsSince) >= limit;
     const quiet = live.filter((r) => !waitedLong(r));
     if (live.length > 0 && quiet.length === 0) {
-      void this.reportStuck(live, () => {
+      void this.reportStuck(live, live, () => {
         const stopped = live.some((r) => this.states.get(r)?.stopped);
         const how = stopped ? "waited in tsmpi or been stopped" : "waited";
         this.out.text("stderr", `tsmpirun: deadlock: every rank has ${how} ${this.opts.deadlockAfter} s${stopped ? "," : " in tsmpi"} with no message moving:\n${stateLines(live, this.states, (r) => this.hostOf(r)).join("\n")}\n`);
@@ -461,7 +461,7 @@ class Job {
     const busy = quiet.length < live.length && quiet.every(silentLong);
     if (busy && !this.busyShown) {
       this.busyShown = true;
-      void this.reportStuck(live, () => {
+      void this.reportStuck(live, live.filter((r) => !quiet.includes(r)), () => {
         const fresh = new Set(live.filter((r) => (this.states.get(r)?.at ?? 0) >= now));
         const lines = stateLines(live, new Map([...this.states].filter(([r]) => fresh.has(r))), (r) => this.hostOf(r));
         this.out.text("stderr", `tsmpirun: no message has moved for ${this.opts.deadlockAfter} s, and ${quiet.length === 1 ? "a rank does" : "ranks do"} not answer (not stopping the job: a rank may compute for long; --timeout stops it):\n${lines.join("\n")}\n`);
@@ -473,26 +473,30 @@ class Job {
   }
 
   /**
-   * Asks the ranks `live` for their state with the user's lines and waits for their answers (at
-   * most a poll's time; a busy rank does not answer), then calls `print` if the job is still
-   * stuck: no answer says that something has moved meanwhile.
+   * Asks the ranks `live` for their state with the user's lines and waits for the answers of
+   * `answering` (at most a poll's time), then calls `print` if the job is still stuck: no answer
+   * says that something has moved meanwhile.
    */
-  private async reportStuck(live: number[], print: () => void): Promise<void> {
+  private async reportStuck(live: number[], answering: number[], print: () => void): Promise<void> {
     this.reporting = true;
     const before = new Map(live.map((r) => [r, this.states.get(r)?.moved]));
-    const fresh = await this.askWhere(live);
+    const fresh = await this.askWhere(live, answering);
     this.reporting = false;
     if (this.failure) return;
     if ([...fresh].some((r) => this.states.get(r)?.moved !== before.get(r) && before.get(r) !== undefined)) return;
     print();
   }
 
-  /** Sends "state?" with the user's lines to `ranks`; resolves with those that answered within a poll's time. */
-  private async askWhere(ranks: number[]): Promise<Set<number>> {
+  /**
+   * Sends "state?" with the user's lines to `ranks`; resolves with those that answered, once
+   * `expected` have (a rank known to be busy would only make it wait) or a poll's time is up.
+   */
+  private async askWhere(ranks: number[], expected = ranks): Promise<Set<number>> {
     const asked = Date.now();
     for (const r of ranks) this.send(r, { t: "state?", where: true });
     const answered = () => new Set(ranks.filter((r) => (this.states.get(r)?.at ?? -1) >= asked));
-    while (answered().size < ranks.length && Date.now() - asked < POLL_MS && !this.failure) await new Promise((resolve) => setTimeout(resolve, 20));
+    const waiting = () => expected.some((r) => !answered().has(r));
+    while (waiting() && Date.now() - asked < POLL_MS && !this.failure) await new Promise((resolve) => setTimeout(resolve, 20));
     return answered();
   }
 

@@ -230,9 +230,15 @@ describe("tsmpirun on one machine", () => {
 
   it("a rank busy in JavaScript is no deadlock: its state is shown once after --deadlock-after, and --timeout names it busy and the others' lines", async () => {
     const t0 = Date.now();
-    const r = await run(["-n", "3", "--deadlock-after", "1", "--timeout", "8", fixture("hang.ts"), "busy"]);
+    const job = start(["-n", "3", "--deadlock-after", "1", "--timeout", "8", fixture("hang.ts"), "busy"]);
+    let shownAfter = Infinity;
+    job.stderr!.on("data", (chunk: Buffer) => {
+      if (shownAfter === Infinity && chunk.toString().includes("no message has moved")) shownAfter = Date.now() - t0;
+    });
+    const r = await job;
     expect(r.exitCode).toBe(124);
-    const stderr = r.stderr;
+    expect(shownAfter).toBeLessThan(1000 + 2000 + 3000); // threshold + 2 s, and the job's start
+    const stderr = String(r.stderr);
     expect(stderr).not.toContain("deadlock:");
     const waits = esc(`waits in recv from rank 1, tag any, on the world at ${hangLine("await world.recv(1);")}`);
     const state = `  rank 0 \\(host [^)]+\\): ${waits}\\n  rank 1 \\(host [^)]+\\): busy: running JavaScript, not in a tsmpi call that waits \\(it did not answer\\)\\n  rank 2 \\(host [^)]+\\): ${waits}\\n`;

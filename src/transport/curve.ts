@@ -75,9 +75,9 @@ export class SenderTokens {
     return this.toPeer.get(peer);
   }
 
-  /** The rank that sent a message starting with `frame`, or undefined when no rank of the job did. */
-  sender(frame: Buffer | undefined): number | undefined {
-    return frame?.byteLength === TOKEN_BYTES ? this.senders.get(frame.toString("latin1")) : undefined;
+  /** The rank that sent a message whose first frame is `frame`, or undefined when no rank of the job did. */
+  sender(frame: Buffer): number | undefined {
+    return frame.byteLength >= TOKEN_BYTES ? this.senders.get(frame.toString("latin1", 0, TOKEN_BYTES)) : undefined;
   }
 }
 
