@@ -43,6 +43,22 @@ describe.skipIf(!canRig)("many hosts (3 network namespaces with sshd)", () => {
     spawnSync("bash", [join(ROOT, "test/rig/hosts-down.sh"), RIG]);
   });
 
+  it("a hang across hosts is reported with each rank's host, call and line; a rank stopped on another host is named stopped", async () => {
+    const mark = newMark();
+    const t0 = Date.now();
+    const r = await run(["--hostfile", `${RIG}/hostfile`, "--launch-agent", agent, "-n", "3", "--map-by", "node", "--deadlock-after", "2", "-x", `TSMPI_TEST_MARK=${mark}`, fixture("hang.ts"), "stopped"]);
+    expect(Date.now() - t0).toBeLessThan(2000 + 2000 + 5000); // threshold + 2 s, and a start over ssh
+    expect(r.exitCode).toBe(125);
+    const n = readFileSync(fixture("hang.ts"), "utf8").split("\n").findIndex((l) => l.includes("} else await world.recv(1);")) + 1;
+    expect(r.stderr).toContain(
+      "tsmpirun: deadlock: every rank has waited in tsmpi or been stopped 2 s, with no message moving:\n" +
+        `  rank 0 (host h1): waits in recv from rank 1, tag any, on the world at test/fixtures/hang.ts:${n}\n` +
+        "  rank 1 (host h2): stopped (SIGSTOP, or a debugger): it cannot go on until it gets SIGCONT\n" +
+        `  rank 2 (host h3): waits in recv from rank 1, tag any, on the world at test/fixtures/hang.ts:${n}\n`,
+    );
+    expect(await leftovers(mark)).toEqual([]);
+  });
+
   it("heat on 3 hosts × 2 slots gives the same fieldHash as on one rank", async () => {
     const args = ["examples/heat.ts", "--n", "96", "--steps", "60", "--json"];
     const many = await run(["--hostfile", `${RIG}/hostfile`, "--launch-agent", agent, ...args]);
