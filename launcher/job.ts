@@ -179,6 +179,8 @@ class Job {
   private busyShown = false;
   /** When polling began: a rank that never answered has been silent since then. */
   private pollsSince = 0;
+  /** Requests for its state each rank has not answered yet. */
+  private readonly unanswered = new Map<number, number>();
   private killTimer: NodeJS.Timeout | undefined;
   private interrupted = false;
   private readonly events: HostEvents;
@@ -382,6 +384,7 @@ class Job {
         this.broadcastGone(rank, msg.sentTo, "finalized");
         break;
       case "state": {
+        this.unanswered.set(rank, 0);
         const last = this.states.get(rank);
         const now = Date.now();
         // Waiting with nothing else that could wake it (no timer or I/O of its own): stuck, unless
@@ -447,7 +450,9 @@ class Job {
       const s = this.states.get(r);
       return s !== undefined && now - s.at <= 2.5 * POLL_MS && s.stuck && now - s.since >= limit;
     };
-    const silentLong = (r: number) => now - (this.states.get(r)?.at ?? this.pollsSince) >= limit;
+    // Silent: it has not answered the last two requests, and not for the threshold. (A rank
+    // that answers every poll can have its last answer a whole poll old.)
+    const silentLong = (r: number) => (this.unanswered.get(r) ?? 0) >= 2 && now - (this.states.get(r)?.at ?? this.pollsSince) >= limit;
     const quiet = live.filter((r) => !waitedLong(r));
     if (live.length > 0 && quiet.length === 0) {
       void this.reportStuck(live, live, () => {
@@ -469,7 +474,7 @@ class Job {
       return;
     }
     if (!busy) this.busyShown = false;
-    for (const r of live) this.send(r, { t: "state?" });
+    for (const r of live) this.ask(r, { t: "state?" });
   }
 
   /**
@@ -487,13 +492,19 @@ class Job {
     print();
   }
 
+  /** Asks rank `r` for its state, counting the request until it answers. */
+  private ask(r: number, msg: LauncherToRank & { t: "state?" }): void {
+    this.unanswered.set(r, (this.unanswered.get(r) ?? 0) + 1);
+    this.send(r, msg);
+  }
+
   /**
    * Sends "state?" with the user's lines to `ranks`; resolves with those that answered, once
    * `expected` have (a rank known to be busy would only make it wait) or a poll's time is up.
    */
   private async askWhere(ranks: number[], expected = ranks): Promise<Set<number>> {
     const asked = Date.now();
-    for (const r of ranks) this.send(r, { t: "state?", where: true });
+    for (const r of ranks) this.ask(r, { t: "state?", where: true });
     const answered = () => new Set(ranks.filter((r) => (this.states.get(r)?.at ?? -1) >= asked));
     const waiting = () => expected.some((r) => !answered().has(r));
     while (waiting() && Date.now() - asked < POLL_MS && !this.failure) await new Promise((resolve) => setTimeout(resolve, 20));
