@@ -132,7 +132,11 @@ class Gatekeeper {
         }
         const [version, requestId, , , , mechanism, clientKey] = req;
         const ok = mechanism?.toString() === "CURVE" && clientKey !== undefined && this.allowed.has(clientKey.toString("hex"));
-        await this.socket.send([version!, requestId!, ok ? "200" : "400", ok ? "OK" : "not a rank of this job", "", ""]);
+        try {
+          await this.socket.send([version!, requestId!, ok ? "200" : "400", ok ? "OK" : "not a rank of this job", "", ""]);
+        } catch {
+          return; // closed with the transport (finalize) between the request and the answer
+        }
       }
     } finally {
       this.serving = false;
