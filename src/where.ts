@@ -60,11 +60,18 @@ export function awaitedAt<T>(done: Settle<T>["done"], handOver: (next: Settle<T>
     let start!: () => void;
     const s = new Promise<void>((r) => (start = r));
     const r = s.then(() => {
+      // Whatever happens here, the call goes on with q: a stack formatter of the user's
+      // (Error.prepareStackTrace) must not turn a lookup into a failed receive.
       const limit = Error.stackTraceLimit;
-      Error.stackTraceLimit = 64; // the async frames count against it
-      const stack = new Error().stack ?? "";
-      Error.stackTraceLimit = limit;
-      found(userFrame(stack));
+      try {
+        Error.stackTraceLimit = 64; // the async frames count against it
+        const stack: unknown = new Error().stack;
+        found(typeof stack === "string" ? userFrame(stack) : undefined);
+      } catch {
+        found(undefined);
+      } finally {
+        Error.stackTraceLimit = limit;
+      }
       return q;
     });
     done(r);

@@ -81,6 +81,24 @@ describe("awaitedAt", () => {
     expect(await where).toBe(at("early"));
   });
 
+  it("a stack formatter of the user's that throws costs the line, never the call", async () => {
+    const call = pendingCall<number>();
+    const got = (async () => await call.promise)();
+    await turns();
+    const saved = Error.prepareStackTrace;
+    Error.prepareStackTrace = () => {
+      throw new Error("formatter failed");
+    };
+    try {
+      const gaveUp = new Promise((resolve) => setTimeout(() => resolve("the lookup never finished"), 2000));
+      expect(await Promise.race([call.locate(), gaveUp])).toBeUndefined();
+    } finally {
+      Error.prepareStackTrace = saved;
+    }
+    call.done(5);
+    expect(await got).toBe(5); // not rejected by the formatter's error
+  });
+
   it("finds no line for a call that nobody awaits, and the call completes all the same", async () => {
     const call = pendingCall<number>();
     expect(await call.locate()).toBeUndefined();
