@@ -70,7 +70,7 @@ describe.skipIf(!canRig)("many hosts (3 network namespaces with sshd)", () => {
     expect(a.fieldHash).toBe(b.fieldHash);
   });
 
-  it("a program outside the job cannot get a message, FIN, acknowledgement or collective contribution read by a rank on another host (CURVE, per-rank keys); with --insecure it can", async () => {
+  it("a program outside the job cannot get a message, FIN, acknowledgement or collective contribution read by a rank on another host (CURVE, per-rank keys), and raw random bytes on its port harm nothing; with --insecure the forged message gets in", async () => {
     for (const insecure of [false, true]) {
       const mark = newMark();
       const job = start(["--hostfile", `${RIG}/hostfile`, "--launch-agent", agent, "-x", `TSMPI_TEST_MARK=${mark}`, ...(insecure ? ["--insecure"] : []), fixture("intruder-target.ts")]);
@@ -83,6 +83,7 @@ describe.skipIf(!canRig)("many hosts (3 network namespaces with sshd)", () => {
       // Secured, it also tries a FIN, an acknowledgement and a collective contribution in rank 1's name.
       const intruder = await execa(process.execPath, [fixture("intruder.mjs"), `tcp://${address}`, insecure ? "message" : "all"], { cwd: ROOT, reject: false });
       expect(intruder.exitCode, String(intruder.stderr)).toBe(0);
+      expect(Number(/(\d+) raw writes/.exec(String(intruder.stdout))?.[1])).toBeGreaterThan(10); // random bytes on the bare port too
       const r = await job;
       expect(r.exitCode, String(r.stderr)).toBe(0);
       expect(String(r.stdout)).toContain(insecure ? 'rank 0 got "forged" from rank 1' : 'rank 0 got "the real message" from rank 1');
