@@ -173,7 +173,7 @@ class Job {
   /** Ranks that exited 0 without calling init(). */
   private readonly neverInit = new Set<number>();
   private failure: { code: number } | null = null;
-  /** A report of a stuck job is being gathered: polls wait for it. */
+  /** The ranks' lines are being gathered for a report (askWhere): polls wait for it. */
   private reporting = false;
   /** The state of a job whose busy rank keeps the others waiting has been printed (once, until something moves). */
   private busyShown = false;
@@ -456,9 +456,9 @@ class Job {
     const quiet = live.filter((r) => !waitedLong(r));
     if (live.length > 0 && quiet.length === 0) {
       void this.reportStuck(live, live, () => {
-        const stopped = live.some((r) => this.states.get(r)?.stopped);
-        const how = stopped ? "waited in tsmpi or been stopped" : "waited";
-        this.out.text("stderr", `tsmpirun: deadlock: every rank has ${how} ${this.opts.deadlockAfter} s${stopped ? "," : " in tsmpi"} with no message moving:\n${stateLines(live, this.states, (r) => this.hostOf(r)).join("\n")}\n`);
+        const n = this.opts.deadlockAfter;
+        const head = live.some((r) => this.states.get(r)?.stopped) ? `waited in tsmpi or been stopped ${n} s,` : `waited ${n} s in tsmpi`;
+        this.out.text("stderr", `tsmpirun: deadlock: every rank has ${head} with no message moving:\n${stateLines(live, this.states, (r) => this.hostOf(r)).join("\n")}\n`);
         this.fail(DEADLOCK_EXIT, `the job is deadlocked (--deadlock-after ${this.opts.deadlockAfter})`);
       });
       return;
@@ -466,9 +466,8 @@ class Job {
     const busy = quiet.length < live.length && quiet.every(silentLong);
     if (busy && !this.busyShown) {
       this.busyShown = true;
-      void this.reportStuck(live, live.filter((r) => !quiet.includes(r)), () => {
-        const fresh = new Set(live.filter((r) => (this.states.get(r)?.at ?? 0) >= now));
-        const lines = stateLines(live, new Map([...this.states].filter(([r]) => fresh.has(r))), (r) => this.hostOf(r));
+      void this.reportStuck(live, live.filter((r) => !quiet.includes(r)), (fresh) => {
+        const lines = stateLines(live, fresh, (r) => this.hostOf(r));
         this.out.text("stderr", `tsmpirun: no message has moved for ${this.opts.deadlockAfter} s, and ${quiet.length === 1 ? "a rank does" : "ranks do"} not answer (not stopping the job: a rank may compute for long; --timeout stops it):\n${lines.join("\n")}\n`);
       });
       return;
@@ -479,17 +478,15 @@ class Job {
 
   /**
    * Asks the ranks `live` for their state with the user's lines and waits for the answers of
-   * `answering` (at most a poll's time), then calls `print` if the job is still stuck: no answer
-   * says that something has moved meanwhile.
+   * `answering` (at most a poll's time), then calls `print` with the answers if the job is still
+   * stuck: no answer says that something has moved meanwhile.
    */
-  private async reportStuck(live: number[], answering: number[], print: () => void): Promise<void> {
-    this.reporting = true;
+  private async reportStuck(live: number[], answering: number[], print: (fresh: Map<number, RankState>) => void): Promise<void> {
     const before = new Map(live.map((r) => [r, this.states.get(r)?.moved]));
     const fresh = await this.askWhere(live, answering);
-    this.reporting = false;
     if (this.failure) return;
-    if ([...fresh].some((r) => this.states.get(r)?.moved !== before.get(r) && before.get(r) !== undefined)) return;
-    print();
+    if ([...fresh.keys()].some((r) => this.states.get(r)?.moved !== before.get(r) && before.get(r) !== undefined)) return;
+    print(fresh);
   }
 
   /** Asks rank `r` for its state, counting the request until it answers. */
@@ -499,16 +496,21 @@ class Job {
   }
 
   /**
-   * Sends "state?" with the user's lines to `ranks`; resolves with those that answered, once
-   * `expected` have (a rank known to be busy would only make it wait) or a poll's time is up.
+   * Sends "state?" with the user's lines to `ranks`; resolves with the answers, once `expected`
+   * have answered (a rank known to be busy would only make it wait) or a poll's time is up.
+   * Polls pause meanwhile: an answer to one, without lines, would replace an answer with them.
    */
-  private async askWhere(ranks: number[], expected = ranks): Promise<Set<number>> {
-    const asked = Date.now();
-    for (const r of ranks) this.ask(r, { t: "state?", where: true });
-    const answered = () => new Set(ranks.filter((r) => (this.states.get(r)?.at ?? -1) >= asked));
-    const waiting = () => expected.some((r) => !answered().has(r));
-    while (waiting() && Date.now() - asked < POLL_MS && !this.failure) await new Promise((resolve) => setTimeout(resolve, 20));
-    return answered();
+  private async askWhere(ranks: number[], expected = ranks): Promise<Map<number, RankState>> {
+    this.reporting = true;
+    try {
+      const asked = Date.now();
+      for (const r of ranks) this.ask(r, { t: "state?", where: true });
+      const answered = (r: number) => (this.states.get(r)?.at ?? -1) >= asked;
+      while (!expected.every(answered) && Date.now() - asked < POLL_MS && !this.failure) await new Promise((resolve) => setTimeout(resolve, 20));
+      return new Map(ranks.filter(answered).map((r) => [r, this.states.get(r)!]));
+    } finally {
+      this.reporting = false;
+    }
   }
 
   /** --timeout: says what each rank was doing (as mpirun --report-state-on-timeout), then stops the job. */
@@ -517,8 +519,7 @@ class Job {
     const live = this.live();
     const fresh = await this.askWhere(live);
     if (this.failure) return;
-    const states = new Map([...this.states].filter(([r]) => fresh.has(r)));
-    if (live.length > 0) this.out.text("stderr", `tsmpirun: --timeout ${this.opts.timeout} s: what each rank was doing:\n${stateLines(live, states, (r) => this.hostOf(r)).join("\n")}\n`);
+    if (live.length > 0) this.out.text("stderr", `tsmpirun: --timeout ${this.opts.timeout} s: what each rank was doing:\n${stateLines(live, fresh, (r) => this.hostOf(r)).join("\n")}\n`);
     this.fail(TIMEOUT_EXIT, `the job ran longer than --timeout ${this.opts.timeout} s`);
   }
 

@@ -66,15 +66,11 @@ async function start(): Promise<RankState> {
     control.onGone((g) => p2p.peerGone(g.rank, g.sentTo, g.how));
     trace?.start(rank, size);
     // What else is pending tells a rank stuck in tsmpi from one whose own timer or I/O will go on.
-    // The user's lines are looked up when asked, or once nothing has moved since the last
-    // request: a rank busy passing messages is not slowed down by being watched.
-    let lastMoved = -1;
+    // The user's lines are looked up only when the launcher is about to print them.
     control.onStateRequest(async (where) => {
       const { moved } = p2p;
       const resources = process.getActiveResourcesInfo();
-      const still = moved === lastMoved;
-      lastMoved = moved;
-      return { t: "state", rank, ...(await describeWaits(p2p, where || still)), moved, resources };
+      return { t: "state", rank, ...(await describeWaits(p2p, where)), moved, resources };
     });
   }
   instrument(Communicator.prototype, COMMUNICATOR_CALLS, (c) => (c as Communicator).contextId, (c) => (c as Communicator).group);
