@@ -50,13 +50,26 @@ const pick = (i: number, a: unknown, b: unknown, c: unknown, d: unknown, e: unkn
 const numberOr = (v: unknown, fallback: number) => (typeof v === "number" ? v : fallback);
 
 /**
- * Receives waiting in the engine, by the promise their call returned. The engine tells the
- * wrapper when it settles one (`settled`), so a receive's span ends without a promise of the
- * wrapper's on top: an extra turn of the microtask queue on each receive, with ranks
+ * The receive the engine posted last (set only while calls are observed). The engine tells the
+ * wrapper when it settles a receive (`settled`), so the receive's span ends without a promise of
+ * the wrapper's on top: an extra turn of the microtask queue on each receive, with ranks
  * oversubscribed, cost up to 10 % of heat's speed (the next receive is posted later, and a
- * transport with nothing posted stops polling).
+ * transport with nothing posted stops polling). A slot that the wrapper reads right after its
+ * call, rather than a WeakMap from promise to receive: a WeakMap entry per receive made every
+ * young-generation collection walk its entries, and tracing cost 2 µs per message.
  */
-export const waiting: WeakMap<Promise<unknown>, { settled: (() => void) | null }> | null = observers.length > 0 ? new WeakMap() : null;
+interface Posted {
+  readonly promise: Promise<unknown>;
+  settled: (() => void) | null;
+}
+export const posted: { last: Posted | null } | null = observers.length > 0 ? { last: null } : null;
+
+/** The receive the engine posted since the wrapper cleared the slot, if any; clears it. */
+function takePosted(): Posted | null {
+  const w = posted!.last;
+  posted!.last = null;
+  return w;
+}
 
 /**
  * Wraps `calls` of `proto` so that every observer sees each call. `ctxOf(self)` and
@@ -90,6 +103,7 @@ export function instrument(
       for (const o of observers) o.begin(t0);
       const peer = pi < 0 ? NONE : numberOr(pick(pi, a, b, c, d, e), pd);
       const tag = ti < 0 ? NONE : numberOr(pick(ti, a, b, c, d, e), td);
+      posted!.last = null;
       let r: unknown;
       try {
         r = f.call(this, a, b, c, d, e);
@@ -103,9 +117,11 @@ export function instrument(
         ended(this, peer, tag, t0);
         return r;
       }
-      const w = waiting!.get(r);
+      // The receive this call posted, if the promise it returned is that receive's own (a
+      // collective returns a promise of its own, and is ended below).
+      const w = takePosted();
       const self = this;
-      if (w) {
+      if (w !== null && w.promise === r) {
         w.settled = () => ended(self, peer, tag, t0);
         return r;
       }

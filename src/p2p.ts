@@ -11,7 +11,7 @@ import { MAX_MESSAGE_BYTES, STRAY_LIMIT_BYTES, sizeText } from "./limits.js";
 import { Matcher, type Incoming, type Waiter } from "./matching.js";
 import { KIND_ACK, KIND_FIN, KIND_FIN_ACK, MAX_INLINE_FRAMES, peekEnvelope, readMessage, writeHeader, type Envelope } from "./protocol.js";
 import { SENT, type Transport } from "./transport/index.js";
-import { waiting } from "./instrument.js";
+import { posted } from "./instrument.js";
 import { awaitedAt } from "./where.js";
 import { activity } from "./report.js";
 import { trace } from "./trace.js";
@@ -50,7 +50,7 @@ class Pending<T> implements Waiter {
     });
   }
 
-  /** For --report and --trace: the call's wrapper ends its span here (see instrument.waiting). */
+  /** For --report and --trace: the call's wrapper ends its span here (see instrument.posted). */
   settled: (() => void) | null = null;
 
   resolve(m: Incoming): void {
@@ -482,7 +482,7 @@ export class PointToPoint {
     this.transport?.hold();
     if (call === "recv") this.matcher.postRecv(w);
     else this.matcher.postProbe(w);
-    waiting?.set(w.promise, w);
+    if (posted) posted.last = w;
     return w.promise;
   }
 
