@@ -47,7 +47,7 @@ export interface LaunchOptions {
 /** tsmpirun's long options, and whether each takes a value. */
 const LONG_OPTIONS = new Map<string, boolean>([
   ["np", true], ["host", true], ["hostfile", true], ["machinefile", true], ["map-by", true], ["wdir", true],
-  ["timeout", true], ["launch-agent", true], ["tcp-if", true], ["deadlock-after", true], ["trace", true],
+  ["timeout", true], ["launch-agent", true], ["tcp-if", true], ["deadlock-after", true], ["trace", true], ["transport", true],
   ["oversubscribe", false], ["tag-output", false], ["insecure", false], ["help", false], ["version", false], ["report", false],
 ]);
 /** Short options that take a value (the next word, or joined: `-n4`). */

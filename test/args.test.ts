@@ -88,6 +88,12 @@ describe("--report", () => {
     expect(parse(["s.ts", "--report"]).opts).toMatchObject({ report: undefined, scriptArgs: ["--report"] });
     expect(() => parse(["--report=xml", "s.ts"])).toThrow("--report=xml: the format must be text (the default) or json");
   });
+
+  it("after an option with a value, still leaves the script alone (--transport zmq --report s.ts)", () => {
+    expect(parse(["--transport", "zmq", "--report", "s.ts"]).opts).toMatchObject({ transport: "zmq", report: "text", script: "s.ts" });
+    expect(parse(["--trace", "t.json", "--report", "s.ts"]).opts).toMatchObject({ trace: expect.stringContaining("t.json"), report: "text", script: "s.ts" });
+    expect(parse(["--timeout", "5", "--report", "json", "s.ts"]).opts).toMatchObject({ report: "json", script: "s.ts" });
+  });
 });
 
 describe("longTimeout", () => {
