@@ -12,7 +12,11 @@ export interface RankReport {
   rank: number;
   host: string;
   wallSeconds: number;
-  /** Time with at least one tsmpi call pending (overlapping calls count once). */
+  /**
+   * Time blocked in tsmpi: with at least one tsmpi call pending and nothing to run (the event
+   * loop idle, or the transport polling or asleep). A call left pending while the rank computes
+   * (a halo exchange overlapped with the interior) does not count as waiting.
+   */
   waitSeconds: number;
   messagesSent: number;
   messagesReceived: number;
@@ -37,10 +41,22 @@ export class Activity {
   private readonly toPeer = new Map<number, [number, number]>();
   private readonly calls = new Map<string, { count: number; seconds: number }>();
   private slowest: { call: string; peer: number; seconds: number }[] = [];
-  /** Calls pending now, and since when at least one has been. */
+  /** Calls pending now; idle time when one first was; idle time while some were. */
   private depth = 0;
-  private busySince = 0;
+  private idleSince = 0;
   private waited = 0;
+  /** ms the transport has waited on the JS thread (set once it is open). */
+  private transportWaited: () => number = () => 0;
+
+  /** Where to read how long the transport has waited on the JS thread. */
+  countWaits(waited: () => number): void {
+    this.transportWaited = waited;
+  }
+
+  /** ms this rank has been idle so far: in the event loop, or in the transport's waits. */
+  private idle(): number {
+    return performance.eventLoopUtilization().idle + this.transportWaited();
+  }
 
   sent(dest: number, bytes: number): void {
     this.messagesSent++;
@@ -58,13 +74,13 @@ export class Activity {
   }
 
   /** A call begins at `t0` (performance.now() ms). */
-  begin(t0: number): void {
-    if (this.depth++ === 0) this.busySince = t0;
+  begin(_t0: number): void {
+    if (this.depth++ === 0) this.idleSince = this.idle();
   }
 
   /** The call begun at `t0` ended at `t1`; `peer`: its peer or root, NONE when it has none. */
   end(call: string, peer: number, _world: number, _tag: number, _ctx: number, t0: number, t1: number): void {
-    if (--this.depth === 0) this.waited += t1 - this.busySince;
+    if (--this.depth === 0) this.waited += this.idle() - this.idleSince;
     const seconds = (t1 - t0) / 1000;
     const c = this.calls.get(call);
     if (c) (c.count++, (c.seconds += seconds));
@@ -79,7 +95,7 @@ export class Activity {
 
   report(rank: number, host: string): RankReport {
     const now = performance.now();
-    const waited = this.waited + (this.depth > 0 ? now - this.busySince : 0);
+    const waited = this.waited + (this.depth > 0 ? this.idle() - this.idleSince : 0);
     return {
       rank,
       host,

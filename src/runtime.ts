@@ -56,10 +56,13 @@ async function start(): Promise<RankState> {
           jobDir: process.env.TSMPI_JOB_DIR,
           tcpAddress: process.env.TSMPI_TCP_ADDRESS,
           insecure: process.env.TSMPI_INSECURE === "1",
+          timeWaits: activity !== null,
         },
         { message: p2p.message, landing: p2p.landing, broken: p2p.broken, refused: p2p.refused },
       );
       p2p.attach(transport);
+      const router = transport;
+      activity?.countWaits(() => router.waitedMs());
     }
     const table = await control.rendezvous({ t: "hello", rank, address: transport ? { host, ...transport.address } : null });
     transport?.setPeers(table.map((a, r) => a ?? { host: `missing-${r}` }));

@@ -30,6 +30,8 @@ export interface SpinPolicy {
    * peers need the event loop.
    */
   blockMicros: number;
+  /** Count the time spent waiting on the JS thread (for --report): a few clock reads per wait. */
+  timeWaits?: boolean;
 }
 
 /** Default bound of a wait's sleep on the JS thread: timers and I/O run at most this late. */
@@ -46,10 +48,11 @@ function envMicros(name: string): number | undefined {
  * `eventLoopFree`: nothing but shared memory brings this rank messages, so a wait may block the
  * JS thread for a while. TSMPI_SPIN_US and TSMPI_BLOCK_US override the choices.
  */
-export function spinPolicy(localRanks: number, cores: number, eventLoopFree: boolean): SpinPolicy {
+export function spinPolicy(localRanks: number, cores: number, eventLoopFree: boolean, timeWaits = false): SpinPolicy {
   return {
     spinMicros: envMicros("TSMPI_SPIN_US") ?? (localRanks <= cores ? 50 : 5),
     blockMicros: eventLoopFree ? (envMicros("TSMPI_BLOCK_US") ?? BLOCK_MICROS) : 0,
+    timeWaits,
   };
 }
 
@@ -94,6 +97,13 @@ export class Doorbell {
   private running = false;
   /** The counter when `progress()` last ran. */
   private seen = 0;
+  /**
+   * With `policy.timeWaits`: ms spent polling and sleeping on the JS thread with nothing to do,
+   * and when the current stretch of it began (−1: not in one). The stretch is closed before each
+   * progress(), so a call that progress() ends finds its wait counted already.
+   */
+  waitedMs = 0;
+  private waitingSince = -1;
   private readonly loop = (): void => void this.run();
 
   constructor(
@@ -134,7 +144,11 @@ export class Doorbell {
     const c = Atomics.load(this.words, COUNT);
     if (c === this.seen) return false;
     this.seen = c;
-    return this.client.progress();
+    if (this.waitingSince < 0) return this.client.progress();
+    this.waitedMs += performance.now() - this.waitingSince;
+    const woke = this.client.progress();
+    this.waitingSince = performance.now();
+    return woke;
   }
 
   private async run(): Promise<void> {
@@ -161,7 +175,9 @@ export class Doorbell {
             if (blocked < this.policy.blockMicros) {
               const t0 = performance.now();
               this.addon.sleep(this.words.buffer as ArrayBuffer, this.words.byteOffset, seen, this.policy.blockMicros - blocked);
-              blocked += (performance.now() - t0) * 1000;
+              const slept = performance.now() - t0;
+              blocked += slept * 1000;
+              if (this.policy.timeWaits) this.waitedMs += slept;
             } else {
               await new Promise<void>((resolve) => {
                 this.wakeUp = resolve;
@@ -184,6 +200,15 @@ export class Doorbell {
    * whenever the counter moves: a large message streams in as many pieces.
    */
   private spin(): boolean {
+    if (!this.policy.timeWaits) return this.spinning();
+    this.waitingSince = performance.now();
+    const woke = this.spinning();
+    this.waitedMs += performance.now() - this.waitingSince;
+    this.waitingSince = -1;
+    return woke;
+  }
+
+  private spinning(): boolean {
     if (this.poll()) return true;
     if (this.policy.spinMicros <= 0) return false;
     let until = performance.now() + this.policy.spinMicros / 1000;

@@ -79,6 +79,12 @@ export interface Transport {
   release(): void;
   /** Reads whatever has arrived without holding the receive path open (for iprobe). */
   poke(): void;
+  /**
+   * Optional, for a transport that waits on the JS thread (spinning, or asleep in a system call):
+   * ms it spent so, when told to count them (`OpenOptions.timeWaits`). Waits in the event loop
+   * are not in it: Node counts those (performance.eventLoopUtilization).
+   */
+  waitedMs?(): number;
   /** Closes the transport; call after the protocol has flushed what matters. */
   close(): void;
 }
@@ -105,6 +111,8 @@ export interface OpenOptions {
   tcpAddress?: string;
   /** tsmpirun --insecure: connections between hosts without CURVE (anyone who reaches a port may send). */
   insecure?: boolean;
+  /** Count the time spent waiting on the JS thread (for --report; see Transport.waitedMs). */
+  timeWaits?: boolean;
 }
 
 /** The transports of one rank, and which one each peer is reached by. */
@@ -130,7 +138,7 @@ export class Router implements Transport {
         const { ShmTransport } = await import("./shm.js");
         const jobDir = opts.jobDir ?? `tsmpi-${process.ppid}`;
         // Without ZeroMQ peers (one host), only shared memory brings messages: a wait may block the JS thread.
-        const policy = spinPolicy(opts.localSize, cpus().length, opts.tcpAddress === undefined);
+        const policy = spinPolicy(opts.localSize, cpus().length, opts.tcpAddress === undefined, opts.timeWaits);
         transports.push({ name: "shm", transport: ShmTransport.open(shm.addon, { rank: opts.rank, host: opts.host, localSize: opts.localSize, jobDir, policy }, handlers) });
       } else if (opts.choice === "shm") {
         throw new MpiError(`--transport shm: ${shm.error}`);
@@ -195,6 +203,12 @@ export class Router implements Transport {
 
   poke(): void {
     for (const { transport } of this.transports) transport.poke();
+  }
+
+  waitedMs(): number {
+    let ms = 0;
+    for (const { transport } of this.transports) ms += transport.waitedMs?.() ?? 0;
+    return ms;
   }
 
   close(): void {

@@ -391,6 +391,10 @@ export class ShmTransport implements Transport, DoorbellClient {
     if (!this.closed) this.progress();
   }
 
+  waitedMs(): number {
+    return this.door.waitedMs;
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
