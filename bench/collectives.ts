@@ -56,9 +56,17 @@ const withRaw = (size & (size - 1)) === 0;
 
 const eight = new Float64Array(1);
 const big = new Float64Array((8 * 1024 * 1024) / 8).fill(rank);
-// Warm the whole small-message path up before the first measurement.
-await time(1, () => world.allreduce(eight), 2000);
-await pingpong(eight, 1, tsmpiLink, 3000);
+// Warm every small-message path up before the first measurement. tsmpirun has V8 optimize a
+// function only after 15× its usual budget of bytecode (launcher/rank-hooks.ts), and a
+// collective runs each of its functions once per call: an 8-byte allreduce on 4 ranks reaches
+// its steady time after ~40,000 calls (~10,000 with V8's budget). With 2,000 calls of warm-up,
+// as before, the larger budget looked like a slower allreduce.
+const WARM = 40000;
+await time(1, () => world.allreduce(eight), WARM);
+await time(1, () => world.allreduce(1), WARM / 2);
+await time(1, () => world.bcast(eight), WARM / 2);
+await time(1, () => world.barrier(), WARM / 2);
+await pingpong(eight, 1, tsmpiLink, WARM / 2);
 /**
  * Each figure is the best of three rounds that interleave all the measurements of its group, so
  * a slow moment of this small machine (a GC, a scheduler hiccup, the first calls after another
