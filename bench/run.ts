@@ -1,6 +1,9 @@
 // `npm run bench`: every benchmark, each through tsmpirun as a user would run it.
 import { execFileSync } from "node:child_process";
-import { CLI as cli, launchTime, ROOT as root } from "./lib.js";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { CLI as cli, has, lastJson, launchTime, REFERENCE_ENV, ROOT as root } from "./lib.js";
 
 function tsmpirun(args: string[], env: NodeJS.ProcessEnv = process.env): void {
   execFileSync(process.execPath, [cli, ...args], { cwd: root, stdio: "inherit", env });
@@ -15,9 +18,22 @@ execFileSync(process.execPath, ["--import", "tsx", "bench/pingpong.ts"], { cwd: 
 console.log("\n== shared-memory floor (rings + doorbells, no protocol): tsmpirun -n 2 bench/shm-floor.ts");
 tsmpirun(["-n", "2", "bench/shm-floor.ts"]);
 
+// The same measurements in C + Open MPI (bench/reference/collectives.c), for its ratios beside ours.
+const collectivesC = has("mpicc") && has("mpirun") ? join(mkdtempSync(join(tmpdir(), "tsmpi-collectives-")), "collectives") : undefined;
+if (collectivesC) execFileSync("mpicc", ["-O3", "-o", collectivesC, join(root, "bench/reference/collectives.c")], { env: REFERENCE_ENV });
 for (const n of [2, 4, 8]) {
   console.log(`\n== collectives: tsmpirun -n ${n} bench/collectives.ts`);
   tsmpirun(["-n", String(n), "bench/collectives.ts"]);
+  if (!collectivesC) {
+    console.log("(C + Open MPI reference skipped: install openmpi-bin libopenmpi-dev)");
+    continue;
+  }
+  const c = lastJson("mpirun", ["--oversubscribe", "-n", String(n), collectivesC]);
+  const f = (us: number) => (us >= 1000 ? `${(us / 1000).toFixed(2)} ms` : `${us.toFixed(2)} µs`);
+  console.log(
+    `${n} ranks, C + Open MPI: ping-pong 8 B ${f(c.pingpong8!)}, allreduce 8 B ${f(c.allreduce8!)} (${(c.allreduce8! / c.pingpong8!).toFixed(2)}×); ` +
+      `one 8 MiB transfer ${f(c.transferInto8MiB!)}, allreduce 8 MiB ${f(c.allreduce8MiB!)} (${(c.allreduce8MiB! / c.transferInto8MiB!).toFixed(2)}×)`,
+  );
 }
 
 console.log("\n== heat solver: bench/heat.ts");

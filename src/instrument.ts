@@ -33,7 +33,7 @@ export const COMMUNICATOR_CALLS: Record<string, CallShape> = {
   sendrecv: { peer: [1, NONE] },
   sendrecvInto: { peer: [1, NONE] },
   probe: { peer: SOURCE, tag: [1, ANY_TAG] },
-  barrier: {}, bcast: { peer: ROOT(1) }, reduce: { peer: ROOT(2) }, allreduce: {}, gather: { peer: ROOT(1) },
+  barrier: {}, bcast: { peer: ROOT(1) }, reduce: { peer: ROOT(2) }, allreduce: {}, allreduceInto: {}, gather: { peer: ROOT(1) },
   allgather: {}, scatter: { peer: ROOT(1) }, alltoall: {}, scan: {}, exscan: {}, split: {}, dup: {}, cart: {},
 };
 

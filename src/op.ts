@@ -36,7 +36,8 @@ export function checkOp(call: string, op: unknown): asserts op is Op {
   throw new MpiError(`${call}: op ${typeof op === "string" ? JSON.stringify(op) : String(op)} is not a reduction op: use one of ${[...NAMES].join(", ")} or a function (a, b) => c`);
 }
 
-function typeName(v: unknown): string {
+/** A value's type for messages: its class for objects (`Float64Array`), else `typeof`. */
+export function typeName(v: unknown): string {
   if (v === null) return "null";
   if (typeof v === "object") return (v as object).constructor?.name ?? "object";
   return typeof v;
