@@ -4,6 +4,7 @@
  * applies the failure rule: the first rank to fail stops the job everywhere and its exit status
  * becomes the launcher's (128 + signal number for a signal).
  */
+import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { hostname, totalmem } from "node:os";
 import { constants as osConstants } from "node:os";
@@ -77,6 +78,7 @@ export async function runJob(opts: LaunchOptions, out = new Output(opts.tagOutpu
   const perHost = source === "local" ? [Array.from({ length: np }, (_, r) => r)] : placeRanks(hosts, np, opts.mapBy, opts.oversubscribe, source);
   const launchAgent = splitCommand(opts.launchAgent ?? (source === "slurm" ? "srun" : "ssh"));
   if (launchAgent.length === 0) throw new UsageError("--launch-agent: empty command");
+  checkNodeFlags(opts.nodeFlags);
   // Inside Slurm every node, this one included, is reached with srun: the ranks then run in a
   // job step of the allocation, as Slurm expects. Elsewhere this machine needs no launch agent.
   const viaAgent = (name: string) => isSrun(launchAgent) || !isLocalName(name);
@@ -116,6 +118,23 @@ export async function runJob(opts: LaunchOptions, out = new Output(opts.tagOutpu
     dir.remove();
     traceFile?.finish(np); // a valid file even when the job never started (finish once: no-op after)
   }
+}
+
+/**
+ * Options given to `node` before the script, tried once here (`node FLAGS --check` on an empty
+ * script) before any rank starts: a bad one would otherwise stop every rank at once with Node's
+ * own lines, which name every V8 flag Node passes after the bad one (`bad option:
+ * --harmony-import-assertions`), as if those were wrong too. Not tried when an --inspect flag is
+ * among them (--inspect-brk would wait for a debugger).
+ */
+function checkNodeFlags(flags: readonly string[]): void {
+  // Nor when one of them loads the user's code (a preload would run once more, here).
+  if (flags.length === 0 || flags.some((f) => /^(--inspect|--require|-r|--import|--loader|--experimental-loader)/.test(f))) return;
+  const r = spawnSync(process.execPath, [...flags, "--check", "-"], { input: "", encoding: "utf8", timeout: 10_000 });
+  if (r.status === 0) return;
+  // Node's first line says what it refused; the rest repeats it for the flags after it.
+  const said = r.stderr.split("\n").find((l) => l.trim() !== "")?.replace(/^\S*node\S*: /, "") ?? `exit status ${r.status ?? r.signal}`;
+  throw new UsageError(`node ${flags.join(" ")}: Node.js does not accept these options: ${said}`);
 }
 
 /** Least memory a Node.js rank takes (its heap, code and buffers: 40–60 MB measured here). */

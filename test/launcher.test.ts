@@ -41,6 +41,15 @@ describe("tsmpirun on one machine", () => {
       expect(l.args).toEqual(["a"]);
       expect(l.execArgv).toEqual(expect.arrayContaining(["--max-old-space-size=1234", "--no-warnings"]));
     }
+    // Options Node refuses stop the job before any rank starts, named once, without Node's
+    // lines about the V8 flags it passes after a bad one.
+    for (const bad of ["--interrupt-budget=abc", "--no-such-option"]) {
+      const refused = await run(["-n", "2", "node", "--no-warnings", bad, fixture("env.ts")]);
+      expect(refused.exitCode).toBe(2);
+      expect(refused.stdout).toBe("");
+      expect(refused.stderr).toMatch(new RegExp(`^tsmpirun: node --no-warnings ${bad}: Node.js does not accept these options: .*${bad}`));
+      expect(refused.stderr).not.toContain("harmony");
+    }
     const python = await run(["-n", "2", "python3", "x.py"]);
     expect(python.exitCode).toBe(2);
     expect(python.stderr).toContain("tsmpirun runs Node.js scripts (.ts, .js, ...), given as a file");
