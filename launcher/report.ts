@@ -13,7 +13,7 @@ export function verdict(reports: readonly RankReport[]): string {
   const wait = reports.reduce((a, r) => a + r.waitSeconds, 0);
   const share = wall > 0 ? (100 * wait) / wall : 0;
   const byCall = new Map<string, number>();
-  for (const r of reports) for (const [call, c] of Object.entries(r.calls)) byCall.set(call, (byCall.get(call) ?? 0) + c.seconds);
+  for (const r of reports) for (const [call, c] of Object.entries(r.calls)) byCall.set(call, (byCall.get(call) ?? 0) + c.waitSeconds);
   const top = [...byCall].sort((a, b) => b[1] - a[1])[0];
   const where = top && top[1] > 0 ? `, most of it in ${top[0]}` : "";
   const what = share >= 50 ? "mostly waiting" : share >= 10 ? "waiting for a good part of the time" : "mostly computing";

@@ -22,12 +22,22 @@ export interface RankReport {
   messagesReceived: number;
   bytesSent: number;
   bytesReceived: number;
-  /** Per call name: how many, and their summed durations (overlapping calls each count). */
-  calls: Record<string, { count: number; seconds: number }>;
+  /**
+   * Per call name: how many, their summed durations (overlapping calls each count), and the
+   * waiting (as waitSeconds) while at least one of them was pending: a halo exchange's waiting
+   * counts for `exchange` and for the receives it made.
+   */
+  calls: Record<string, CallRecord>;
   /** The longest calls, longest first: name, peer or root (−1: none), seconds. */
   slowest: { call: string; peer: number; seconds: number }[];
   /** World ranks this one sent to, by bytes, most first: [rank, messages, bytes]. */
   topPeers: [number, number, number][];
+}
+
+export interface CallRecord {
+  count: number;
+  seconds: number;
+  waitSeconds: number;
 }
 
 const SLOWEST = 5;
@@ -39,11 +49,13 @@ export class Activity {
   private bytesSent = 0;
   private bytesReceived = 0;
   private readonly toPeer = new Map<number, [number, number]>();
-  private readonly calls = new Map<string, { count: number; seconds: number }>();
+  private readonly calls = new Map<string, CallRecord>();
+  /** How many calls of each name are pending now. */
+  private readonly pending = new Map<string, number>();
   private slowest: { call: string; peer: number; seconds: number }[] = [];
-  /** Calls pending now; idle time when one first was; idle time while some were. */
+  /** Calls pending now; idle time when last looked at; idle time while some calls were pending. */
   private depth = 0;
-  private idleSince = 0;
+  private idleSeen = 0;
   private waited = 0;
   /** ms the transport has waited on the JS thread (set once it is open). */
   private transportWaited: () => number = () => 0;
@@ -73,18 +85,41 @@ export class Activity {
     this.bytesReceived += bytes;
   }
 
+  /**
+   * Adds the idle time since the last look to the waiting, and to each call name pending (idle
+   * time only grows while the rank is not running, so between two calls' ends and beginnings).
+   */
+  private look(): void {
+    const now = this.idle();
+    const d = now - this.idleSeen;
+    this.idleSeen = now;
+    if (this.depth === 0 || d <= 0) return;
+    this.waited += d;
+    for (const [call, n] of this.pending) if (n > 0) this.record(call).waitSeconds += d / 1000;
+  }
+
+  private record(call: string): CallRecord {
+    let c = this.calls.get(call);
+    if (!c) this.calls.set(call, (c = { count: 0, seconds: 0, waitSeconds: 0 }));
+    return c;
+  }
+
   /** A call begins at `t0` (performance.now() ms). */
-  begin(_t0: number): void {
-    if (this.depth++ === 0) this.idleSince = this.idle();
+  begin(call: string, _t0: number): void {
+    this.look();
+    this.depth++;
+    this.pending.set(call, (this.pending.get(call) ?? 0) + 1);
   }
 
   /** The call begun at `t0` ended at `t1`; `peer`: its peer or root, NONE when it has none. */
   end(call: string, peer: number, _world: number, _tag: number, _ctx: number, t0: number, t1: number): void {
-    if (--this.depth === 0) this.waited += this.idle() - this.idleSince;
+    this.look();
+    this.depth--;
+    this.pending.set(call, this.pending.get(call)! - 1);
     const seconds = (t1 - t0) / 1000;
-    const c = this.calls.get(call);
-    if (c) (c.count++, (c.seconds += seconds));
-    else this.calls.set(call, { count: 1, seconds });
+    const c = this.record(call);
+    c.count++;
+    c.seconds += seconds;
     if (this.slowest.length < SLOWEST || seconds > this.slowest[this.slowest.length - 1]!.seconds) {
       // In the report −1 is "no peer" and −2 "any source".
       this.slowest.push({ call, peer: peer === NONE ? -1 : peer === ANY_SOURCE ? -2 : peer, seconds });
@@ -95,7 +130,8 @@ export class Activity {
 
   report(rank: number, host: string): RankReport {
     const now = performance.now();
-    const waited = this.waited + (this.depth > 0 ? this.idle() - this.idleSince : 0);
+    this.look();
+    const waited = this.waited;
     return {
       rank,
       host,

@@ -11,8 +11,11 @@ const rank = (r: number, wall: number, wait: number, calls: RankReport["calls"])
 
 describe("the report's text", () => {
   it("a verdict says the waiting share and the call most of it went to", () => {
-    expect(verdict([rank(0, 10, 6, { recv: { count: 5, seconds: 5 }, barrier: { count: 1, seconds: 1 } }), rank(1, 10, 6.4, { recv: { count: 5, seconds: 4 } })]))
+    expect(verdict([rank(0, 10, 6, { recv: { count: 5, seconds: 5, waitSeconds: 5 }, barrier: { count: 1, seconds: 1, waitSeconds: 1 } }), rank(1, 10, 6.4, { recv: { count: 5, seconds: 4, waitSeconds: 4 } })]))
       .toBe("ranks spend 62 % of their time waiting in tsmpi calls, most of it in recv: mostly waiting");
+    // The call pending longest is not the one waited in most (a receive pending while the rank computes).
+    expect(verdict([rank(0, 10, 2, { irecv: { count: 1, seconds: 9, waitSeconds: 0.5 }, barrier: { count: 1, seconds: 2, waitSeconds: 1.5 } })]))
+      .toBe("ranks spend 20 % of their time waiting in tsmpi calls, most of it in barrier: waiting for a good part of the time");
     expect(verdict([rank(0, 10, 0.1, {})])).toBe("ranks spend 1 % of their time waiting in tsmpi calls: mostly computing");
     expect(verdict([])).toBe("no rank reported (none reached finalize)");
   });
@@ -65,7 +68,9 @@ describe("tsmpirun --report", () => {
         expect(r.exitCode).toBe(0);
         const rank0 = report(r.stdout).ranks.find((x) => x.rank === 0)!;
         expect(rank0.calls.recv!.seconds).toBeGreaterThan(0.35); // the call itself was pending that long either way
-        return rank0.waitSeconds;
+        // The waiting is the receive's: nothing else was pending meanwhile.
+        expect(rank0.calls.recv!.waitSeconds).toBeCloseTo(rank0.waitSeconds - (rank0.calls.barrier?.waitSeconds ?? 0), 2);
+        return rank0.waitSeconds - (rank0.calls.barrier?.waitSeconds ?? 0);
       };
       expect(await waited("blocked")).toBeGreaterThan(0.3);
       expect(await waited("overlap")).toBeLessThan(0.1);
