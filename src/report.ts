@@ -40,7 +40,18 @@ export interface CallRecord {
   waitSeconds: number;
 }
 
+/** A call name's record while the rank runs: the report's, and how many of those calls are pending. */
+interface Tally extends CallRecord {
+  pending: number;
+}
+
 const SLOWEST = 5;
+
+/**
+ * Node's own count of the time its event loop has waited for events (what
+ * performance.eventLoopUtilization() reports as idle, read without making its object).
+ */
+const nodeTiming = performance.nodeTiming;
 
 export class Activity {
   private readonly started = performance.now();
@@ -49,9 +60,7 @@ export class Activity {
   private bytesSent = 0;
   private bytesReceived = 0;
   private readonly toPeer = new Map<number, [number, number]>();
-  private readonly calls = new Map<string, CallRecord>();
-  /** How many calls of each name are pending now. */
-  private readonly pending = new Map<string, number>();
+  private readonly calls = new Map<string, Tally>();
   private slowest: { call: string; peer: number; seconds: number }[] = [];
   /** Calls pending now; idle time when last looked at; idle time while some calls were pending. */
   private depth = 0;
@@ -67,7 +76,7 @@ export class Activity {
 
   /** ms this rank has been idle so far: in the event loop, or in the transport's waits. */
   private idle(): number {
-    return performance.eventLoopUtilization().idle + this.transportWaited();
+    return nodeTiming.idleTime + this.transportWaited();
   }
 
   sent(dest: number, bytes: number): void {
@@ -95,12 +104,12 @@ export class Activity {
     this.idleSeen = now;
     if (this.depth === 0 || d <= 0) return;
     this.waited += d;
-    for (const [call, n] of this.pending) if (n > 0) this.record(call).waitSeconds += d / 1000;
+    for (const c of this.calls.values()) if (c.pending > 0) c.waitSeconds += d / 1000;
   }
 
-  private record(call: string): CallRecord {
+  private tally(call: string): Tally {
     let c = this.calls.get(call);
-    if (!c) this.calls.set(call, (c = { count: 0, seconds: 0, waitSeconds: 0 }));
+    if (!c) this.calls.set(call, (c = { count: 0, seconds: 0, waitSeconds: 0, pending: 0 }));
     return c;
   }
 
@@ -108,16 +117,16 @@ export class Activity {
   begin(call: string, _t0: number): void {
     this.look();
     this.depth++;
-    this.pending.set(call, (this.pending.get(call) ?? 0) + 1);
+    this.tally(call).pending++;
   }
 
   /** The call begun at `t0` ended at `t1`; `peer`: its peer or root, NONE when it has none. */
   end(call: string, peer: number, _world: number, _tag: number, _ctx: number, t0: number, t1: number): void {
     this.look();
     this.depth--;
-    this.pending.set(call, this.pending.get(call)! - 1);
     const seconds = (t1 - t0) / 1000;
-    const c = this.record(call);
+    const c = this.tally(call);
+    c.pending--;
     c.count++;
     c.seconds += seconds;
     if (this.slowest.length < SLOWEST || seconds > this.slowest[this.slowest.length - 1]!.seconds) {
@@ -141,7 +150,7 @@ export class Activity {
       messagesReceived: this.messagesReceived,
       bytesSent: this.bytesSent,
       bytesReceived: this.bytesReceived,
-      calls: Object.fromEntries(this.calls),
+      calls: Object.fromEntries([...this.calls].map(([call, { count, seconds, waitSeconds }]) => [call, { count, seconds, waitSeconds }])),
       slowest: this.slowest,
       topPeers: [...this.toPeer].map(([r, [m, b]]): [number, number, number] => [r, m, b]).sort((a, b) => b[2] - a[2]).slice(0, 3),
     };
