@@ -11,7 +11,7 @@ import { NONE, trace } from "./trace.js";
 
 /** Something that wants to know about every call: when it begins, and what it was when it ends. */
 export interface CallObserver {
-  begin(call: string, t0: number): void;
+  begin(call: string): void;
   end(call: string, peer: number, world: number, tag: number, ctx: number, t0: number, t1: number): void;
 }
 
@@ -100,7 +100,7 @@ export function instrument(
     // and none escapes into the closures below (the calls take at most five arguments).
     methods[name] = function (this: unknown, a: unknown, b: unknown, c: unknown, d: unknown, e: unknown) {
       const t0 = performance.now();
-      for (const o of observers) o.begin(call, t0);
+      for (const o of observers) o.begin(call);
       const peer = pi < 0 ? NONE : numberOr(pick(pi, a, b, c, d, e), pd);
       const tag = ti < 0 ? NONE : numberOr(pick(ti, a, b, c, d, e), td);
       posted!.last = null;

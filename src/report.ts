@@ -113,8 +113,8 @@ export class Activity {
     return c;
   }
 
-  /** A call begins at `t0` (performance.now() ms). */
-  begin(call: string, _t0: number): void {
+  /** A call begins. */
+  begin(call: string): void {
     this.look();
     this.depth++;
     this.tally(call).pending++;
@@ -140,12 +140,11 @@ export class Activity {
   report(rank: number, host: string): RankReport {
     const now = performance.now();
     this.look();
-    const waited = this.waited;
     return {
       rank,
       host,
       wallSeconds: (now - this.started) / 1000,
-      waitSeconds: waited / 1000,
+      waitSeconds: this.waited / 1000,
       messagesSent: this.messagesSent,
       messagesReceived: this.messagesReceived,
       bytesSent: this.bytesSent,
