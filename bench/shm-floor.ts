@@ -62,7 +62,8 @@ async function send(buf: Uint8Array): Promise<void> {
     if (n > 0) bell.ring();
     sent += n;
     if (sent === buf.byteLength) return;
-    if (!out.wantRoom()) await until(() => out.hasRoom());
+    // Ask again on every look: a wake-up may answer an older request (Ring.wantRoom).
+    if (!out.wantRoom()) await until(() => out.wantRoom());
   }
 }
 

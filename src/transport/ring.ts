@@ -89,6 +89,11 @@ export class Ring {
    * The producer found the ring full and will wait: asks the consumer for a wake-up. Returns true
    * if room appeared meanwhile (then push again instead of waiting), which closes the race with a
    * consumer that emptied the ring before it could see the request.
+   *
+   * A wake-up may answer an older request with room the producer has filled since, so a producer
+   * woken into a ring that is still full must call this again, not just look for room: the
+   * consumer's next pull would otherwise find no request and never wake it
+   * (test/ring-processes.test.ts).
    */
   wantRoom(): boolean {
     Atomics.store(this.ctl, WANTED, 1);
