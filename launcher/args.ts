@@ -1,4 +1,5 @@
 /** Command-line arguments of tsmpirun, parsed with yargs into LaunchOptions. */
+import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { basename } from "node:path";
@@ -118,18 +119,49 @@ export function version(): string {
 /** Programs a user may name before the script, as with `mpirun -n 4 python3 script.py`. */
 const NODE_COMMANDS = new Set(["node", "nodejs", "tsx"]);
 
+let valueOptions: Map<string, string> | undefined;
+
 /**
- * `node [--flag=value ...] script args` → the script, its arguments and the flags for Node.
- * A flag's value must be joined to it with `=`: a separate word would be taken for the script.
+ * Node's options that take a value (`--cpu-prof-interval 50`, `-r x.js`), each name (long and
+ * short) → its long name. Read from `node --help`, which writes them `--name=...`, so the list
+ * is the one of the Node that runs the ranks; asked only when a command has such a word.
+ */
+function nodeValueOptions(): Map<string, string> {
+  if (valueOptions) return valueOptions;
+  valueOptions = new Map();
+  const help = spawnSync(process.execPath, ["--help"], { encoding: "utf8", timeout: 10_000 }).stdout ?? "";
+  for (const m of help.matchAll(/^\s+(?:(-\w), )?(--[\w-]+)=\.\.\./gm)) {
+    valueOptions.set(m[2]!, m[2]!);
+    if (m[1]) valueOptions.set(m[1], m[2]!);
+  }
+  return valueOptions;
+}
+
+/**
+ * `node [--flag[=value] ...] script args` → the script, its arguments and the flags for Node.
+ * A Node option that takes a value may have it as the next word, as with node itself; the flags
+ * come back with their values joined (`--cpu-prof-interval=50`).
  */
 function splitNodeCommand(positional: string[]): { script: string | undefined; scriptArgs: string[]; nodeFlags: string[] } {
   const [first, ...rest] = positional;
   const isNode = first !== undefined && (NODE_COMMANDS.has(basename(first)) || first === process.execPath);
   if (!isNode) return { script: first, scriptArgs: rest, nodeFlags: [] };
-  const at = rest.findIndex((a) => !a.startsWith("-"));
-  const nodeFlags = at < 0 ? rest : rest.slice(0, at);
-  if (at < 0) throw new UsageError(`${[first, ...nodeFlags].join(" ")}: no script given after ${first}${nodeFlags.length ? " and its options" : ""}`);
-  return { script: rest[at], scriptArgs: rest.slice(at + 1), nodeFlags };
+  const nodeFlags: string[] = [];
+  let at = 0;
+  for (; at < rest.length && rest[at]!.startsWith("-"); at++) {
+    const flag = rest[at]!;
+    const long = flag.includes("=") || at + 1 >= rest.length ? undefined : nodeValueOptions().get(flag);
+    if (long) nodeFlags.push(`${long}=${rest[++at]}`);
+    else nodeFlags.push(flag);
+  }
+  if (at >= rest.length) throw new UsageError(`${[first, ...rest].join(" ")}: no script given after ${first}${nodeFlags.length ? " and its options" : ""}`);
+  const script = rest[at]!;
+  // V8's options (`--max-old-space-size 8192`) take their value only after "=", in node too.
+  const last = nodeFlags[nodeFlags.length - 1];
+  if (last !== undefined && !last.includes("=") && !/\.[cm]?[jt]sx?$/.test(script)) {
+    throw new UsageError(`${[first, ...rest.slice(0, at + 1)].join(" ")}: ${script} is not a script; if it is the value of ${last}, join them: ${last}=${script}`);
+  }
+  return { script, scriptArgs: rest.slice(at + 1), nodeFlags };
 }
 
 function list(v: string | string[] | undefined): string[] {

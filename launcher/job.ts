@@ -128,8 +128,9 @@ export async function runJob(opts: LaunchOptions, out = new Output(opts.tagOutpu
  * among them (--inspect-brk would wait for a debugger).
  */
 function checkNodeFlags(flags: readonly string[]): void {
-  // Nor when one of them loads the user's code (a preload would run once more, here).
-  if (flags.length === 0 || flags.some((f) => /^(--inspect|--require|-r|--import|--loader|--experimental-loader)/.test(f))) return;
+  // Nor when one of them loads the user's code (a preload would run once more, here), or writes
+  // a file of the process's own at exit (a profile of this check would lie beside the ranks').
+  if (flags.length === 0 || flags.some((f) => /^(--inspect|--require|-r|--import|--loader|--experimental-loader|--cpu-prof|--heap-prof|--prof|--trace-event)/.test(f))) return;
   const r = spawnSync(process.execPath, [...flags, "--check", "-"], { input: "", encoding: "utf8", timeout: 10_000 });
   if (r.status === 0) return;
   // Node's first line says what it refused; the rest repeats it for the flags after it.

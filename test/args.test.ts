@@ -59,6 +59,17 @@ describe("tsmpirun arguments", () => {
     expect(() => parse(["node", "--inspect"])).toThrow("node --inspect: no script given after node and its options");
   });
 
+  it("takes a Node option's value as the next word, as node does, and passes it joined (options that take one: node --help)", () => {
+    const { opts } = parse(["-n", "2", "node", "--cpu-prof", "--cpu-prof-interval", "50", "-r", "./pre.cjs", "--no-warnings", "s.ts", "--steps", "3"]);
+    expect(opts.nodeFlags).toEqual(["--cpu-prof", "--cpu-prof-interval=50", "--require=./pre.cjs", "--no-warnings"]);
+    expect([opts.script, opts.scriptArgs]).toEqual(["s.ts", ["--steps", "3"]]);
+    // A flag that takes no value leaves the next word to be the script.
+    expect(parse(["node", "--no-warnings", "s.ts"]).opts.script).toBe("s.ts");
+    expect(() => parse(["node", "--cpu-prof-interval", "50"])).toThrow("node --cpu-prof-interval 50: no script given after node and its options");
+    // V8's options take their value after "=" only (node refuses a separate one too): say so.
+    expect(() => parse(["node", "--max-old-space-size", "8192", "s.ts"])).toThrow("node --max-old-space-size 8192: 8192 is not a script; if it is the value of --max-old-space-size, join them: --max-old-space-size=8192");
+  });
+
   it("reads one-dash long options as Open MPI does (-host, -hostfile, -wdir, ...), and never rewrites the script's arguments", () => {
     const { opts } = parse(["-host", "a:2,b", "-np", "3", "-wdir", "/tmp", "-oversubscribe", "-map-by=node", "-tag-output", "s.ts", "-np", "9", "-host", "z"]);
     expect(opts.hosts).toEqual(["a:2", "b"]);

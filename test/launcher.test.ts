@@ -1,6 +1,6 @@
 // tsmpirun as users meet it: exit statuses, messages, signals and no processes left behind.
 import { spawn, spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, realpathSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -53,6 +53,15 @@ describe("tsmpirun on one machine", () => {
     const python = await run(["-n", "2", "python3", "x.py"]);
     expect(python.exitCode).toBe(2);
     expect(python.stderr).toContain("tsmpirun runs Node.js scripts (.ts, .js, ...), given as a file");
+  });
+
+  it("profiles every rank with `node --cpu-prof --cpu-prof-dir D` (values as separate words too): one profile per rank, none more", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "tsmpi-prof-"));
+    const r = await run(["-n", "2", "node", "--cpu-prof", "--cpu-prof-dir", dir, "--cpu-prof-interval", "500", "examples/hello.ts"]);
+    expect(r.stderr).toBe("");
+    expect(r.exitCode).toBe(0);
+    // The options' check (node --check) must not leave a profile of its own.
+    expect(readdirSync(dir).filter((f) => f.endsWith(".cpuprofile"))).toHaveLength(2);
   });
 
   it("accepts -np as mpirun does, and the tsmpiexec alias", async () => {
