@@ -19,8 +19,21 @@ function boxes(rows: number, cols: number, g: number, k: number, grow: { top: bo
 }
 
 const kernels: [string, StepFunction, (n: number) => Float64Array][] = [["js", stepJs, (n) => new Float64Array(n)]];
-const wasm = wasmKernel(4 * 64 * 64);
+const wasm = wasmKernel(16 * 64 * 64);
 if (wasm) kernels.push(["wasm", wasm.step, (n) => wasm.alloc(n)]);
+
+describe.skipIf(!wasm)("the WebAssembly kernel", () => {
+  it("gives the TypeScript kernel's bits on rows of every length mod 4 (four cells at a time, then two, then one)", () => {
+    for (const cols of [1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 31]) {
+      const g = 1, rows = 5, W = cols + 2 * g;
+      const src = field(rows, cols, g, (n) => wasm!.alloc(n));
+      const [a, b] = [wasm!.alloc(src.length), new Float64Array(src.length)];
+      wasm!.step(src, a, W, 0.23, g, g + rows, g, g + cols);
+      stepJs(src, b, W, 0.23, g, g + rows, g, g + cols);
+      expect([...a]).toEqual([...b]);
+    }
+  });
+});
 
 describe.each(kernels)("wavefront over the %s kernel", (_name, kernel, make) => {
   const cases = [

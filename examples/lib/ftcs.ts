@@ -49,8 +49,8 @@ const section = (id: number, body: number[]) => [id, ...leb(body.length), ...bod
 const name = (s: string) => [...leb(s.length), ...Buffer.from(s)];
 
 // Function parameters and locals, by index.
-const [SRC, DST, W, I0, I1, J0, J1, R, WB, I, P, END, A, VR, V4, VC, C] = Array.from({ length: 17 }, (_, i) => i) as number[] as [number, number, number, number, number, number, number, number, number, number, number, number, number, number, number, number, number];
-const get = (l: number) => [0x20, l], set = (l: number) => [0x21, l];
+const [SRC, DST, W, I0, I1, J0, J1, R, WB, I, P, END, A, VR, V4, VC, C, UP, DOWN, LEFT, OUT] = Array.from({ length: 21 }, (_, i) => i) as number[] as [number, number, number, number, number, number, number, number, number, number, number, number, number, number, number, number, number, number, number, number, number];
+const get = (l: number) => [0x20, l], set = (l: number) => [0x21, l], tee = (l: number) => [0x22, l];
 const i32 = (n: number) => [0x41, ...sleb(n)];
 const f64 = (x: number) => {
   const b = Buffer.alloc(8);
@@ -81,9 +81,28 @@ const cell = (x: Lanes) => [
   ...get(P), ...i32(x.width), ...ADD, ...set(P),
 ];
 
+/**
+ * Four cells (two vectors) at the row pointers UP, DOWN, LEFT (one cell left of the centre) and
+ * OUT, each vector's loads addressed by the instruction's own offset, so that the pointers move
+ * once per four cells: a third fewer instructions than cell(VECTOR) twice. Same arithmetic.
+ */
+const at = (op: number, offset: number) => simd(op, 3, ...leb(offset));
+const pair = (offset: number) => [
+  ...get(OUT),
+  ...get(LEFT), ...at(0x00, offset + 8), ...tee(VC),
+  ...get(VR),
+  ...get(UP), ...at(0x00, offset),
+  ...get(DOWN), ...at(0x00, offset), ...VECTOR.add,
+  ...get(LEFT), ...at(0x00, offset), ...VECTOR.add,
+  ...get(LEFT), ...at(0x00, offset + 16), ...VECTOR.add,
+  ...get(V4), ...get(VC), ...VECTOR.mul, ...VECTOR.sub,
+  ...VECTOR.mul, ...VECTOR.add, ...at(0x0b, offset),
+];
+const advance = (l: number) => [...get(l), ...i32(32), ...ADD, ...set(l)];
+
 const code = [
-  // locals: Wb, i, p, end, a (i32); vr, v4, vc (v128); c (f64)
-  ...leb(3), 5, 0x7f, 3, 0x7b, 1, 0x7c,
+  // locals: Wb, i, p, end, a (i32); vr, v4, vc (v128); c (f64); up, down, left, out (i32)
+  ...leb(4), 5, 0x7f, 3, 0x7b, 1, 0x7c, 4, 0x7f,
   ...get(W), ...i32(3), ...SHL, ...set(WB),
   ...get(R), ...simd(0x14), ...set(VR),
   ...f64(4), ...simd(0x14), ...set(V4),
@@ -92,6 +111,16 @@ const code = [
   ...get(I), ...get(I1), ...GE_U, ...brIf(1),
   ...get(I), ...get(W), ...MUL, ...get(J0), ...ADD, ...i32(3), ...SHL, ...set(P),
   ...get(I), ...get(W), ...MUL, ...get(J1), ...ADD, ...i32(3), ...SHL, ...set(END),
+  ...get(SRC), ...get(P), ...ADD, ...get(WB), ...SUB, ...set(UP),
+  ...get(SRC), ...get(P), ...ADD, ...get(WB), ...ADD, ...set(DOWN),
+  ...get(SRC), ...get(P), ...ADD, ...i32(8), ...SUB, ...set(LEFT),
+  ...get(DST), ...get(P), ...ADD, ...set(OUT),
+  // Four cells at a time, then two, then one.
+  ...BLOCK, ...LOOP,
+  ...get(P), ...i32(32), ...ADD, ...get(END), ...GT_U, ...brIf(1),
+  ...pair(0), ...pair(16),
+  ...advance(UP), ...advance(DOWN), ...advance(LEFT), ...advance(OUT), ...advance(P),
+  ...br(0), ...END_, ...END_,
   ...BLOCK, ...LOOP,
   ...get(P), ...i32(16), ...ADD, ...get(END), ...GT_U, ...brIf(1),
   ...cell(VECTOR),
