@@ -1,5 +1,5 @@
 // The ring's room request between two processes: a producer that finds the ring full asks for a
-// wake-up and sleeps; a consumer that makes room must see the request. 2 million small messages
+// wake-up and sleeps; a consumer that makes room must see the request. 20 million small messages
 // through a 64-byte ring, so that the ring is full, and each side waiting, most of the time.
 import { randomBytes } from "node:crypto";
 import { execa } from "execa";
