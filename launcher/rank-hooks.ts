@@ -4,7 +4,6 @@
  * optimizes.
  */
 import { setFlagsFromString } from "node:v8";
-import { Worker } from "node:worker_threads";
 
 const rank = process.env.TSMPI_RANK ?? "?";
 
@@ -32,6 +31,8 @@ process.on("disconnect", () => process.exit(1));
 // parent-death signal (agent.ts, setpriv), a small watchdog thread notices that the process that
 // started this rank is gone (its parent changes) and ends the rank, busy or not.
 if (process.env.TSMPI_PDEATHSIG !== "1") {
+  // Loaded only here: most ranks have the parent-death signal and no watchdog.
+  const { Worker } = await import("node:worker_threads");
   const watchdog = new Worker(
     `const { workerData: parent } = require("node:worker_threads");
      setInterval(() => { if (process.ppid !== parent) process.kill(process.pid, "SIGKILL"); }, 500);`,

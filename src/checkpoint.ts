@@ -10,7 +10,7 @@
  *
  * These are rank 0's (or one rank's) file operations; the collective choreography is in grid.ts.
  */
-import { createHash } from "node:crypto";
+import { createRequire } from "node:module";
 import { closeSync, existsSync, fsyncSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeSync, ftruncateSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { MpiError } from "./errors.js";
@@ -175,9 +175,15 @@ export function readHeader(path: string, name: string): NpyHeader {
   }
 }
 
+/**
+ * node:crypto, loaded at the first checkpoint rather than when tsmpi is imported: loading it
+ * takes every rank ~4 ms of start-up, and most jobs never save.
+ */
+const crypto = (): typeof import("node:crypto") => createRequire(import.meta.url)("node:crypto") as typeof import("node:crypto");
+
 /** sha256 (hex) of `length` bytes of `path` from `offset`. */
 export function hashData(path: string, offset: number, length: number): string {
-  const hash = createHash("sha256");
+  const hash = crypto().createHash("sha256");
   const fd = openFile(path, "r");
   try {
     const chunk = new Uint8Array(Math.min(8 << 20, Math.max(length, 1)));
