@@ -24,7 +24,7 @@ export const stepJs: StepFunction = (src, dst, W, r, i0, i1, j0, j1) => {
   }
 };
 
-// ---- the WebAssembly module, assembled here (it is 200 bytes; no toolchain needed) ----------
+// ---- the WebAssembly module, assembled here (536 bytes; no toolchain needed) ---------------
 
 const leb = (n: number): number[] => {
   const out: number[] = [];
@@ -49,7 +49,7 @@ const section = (id: number, body: number[]) => [id, ...leb(body.length), ...bod
 const name = (s: string) => [...leb(s.length), ...Buffer.from(s)];
 
 // Function parameters and locals, by index.
-const [SRC, DST, W, I0, I1, J0, J1, R, WB, I, P, END, A, VR, V4, VC, C, UP, DOWN, LEFT, OUT] = Array.from({ length: 21 }, (_, i) => i) as number[] as [number, number, number, number, number, number, number, number, number, number, number, number, number, number, number, number, number, number, number, number, number];
+const [SRC, DST, W, I0, I1, J0, J1, R, WB, I, P, END, UP, DOWN, LEFT, OUT, VR, V4, VC, C] = Array.from({ length: 20 }, (_, i) => i) as number[] as [number, number, number, number, number, number, number, number, number, number, number, number, number, number, number, number, number, number, number, number];
 const get = (l: number) => [0x20, l], set = (l: number) => [0x21, l], tee = (l: number) => [0x22, l];
 const i32 = (n: number) => [0x41, ...sleb(n)];
 const f64 = (x: number) => {
@@ -62,47 +62,33 @@ const ADD = [0x6a], SUB = [0x6b], MUL = [0x6c], SHL = [0x74], GE_U = [0x4f], GT_
 const BLOCK = [0x02, 0x40], LOOP = [0x03, 0x40], IF = [0x04, 0x40], END_ = [0x0b];
 const br = (depth: number) => [0x0c, depth], brIf = (depth: number) => [0x0d, depth];
 
-interface Lanes { load: number[]; store: number[]; add: number[]; sub: number[]; mul: number[]; r: number[]; four: number[]; c: number; width: number }
-const VECTOR: Lanes = { load: simd(0x00, 3, 0), store: simd(0x0b, 3, 0), add: simd(0xf0), sub: simd(0xf1), mul: simd(0xf2), r: get(VR), four: get(V4), c: VC, width: 16 };
-const SCALAR: Lanes = { load: [0x2b, 3, 0], store: [0x39, 3, 0], add: [0xa0], sub: [0xa1], mul: [0xa2], r: get(R), four: f64(4), c: C, width: 8 };
-
-/** dst[p] = c + r·(up + down + left + right − 4c) at byte offset P, then P += width. */
-const cell = (x: Lanes) => [
-  ...get(SRC), ...get(P), ...ADD, ...set(A),
-  ...get(A), ...x.load, ...set(x.c),
-  ...get(DST), ...get(P), ...ADD,
-  ...get(x.c), ...x.r,
-  ...get(A), ...get(WB), ...SUB, ...x.load,
-  ...get(A), ...get(WB), ...ADD, ...x.load, ...x.add,
-  ...get(A), ...i32(8), ...SUB, ...x.load, ...x.add,
-  ...get(A), ...i32(8), ...ADD, ...x.load, ...x.add,
-  ...x.four, ...get(x.c), ...x.mul, ...x.sub,
-  ...x.mul, ...x.add, ...x.store,
-  ...get(P), ...i32(x.width), ...ADD, ...set(P),
-];
+/** Two cells at a time (v128) or one (f64): loads and stores at a byte offset, and the arithmetic. */
+interface Lanes { load(offset: number): number[]; store(offset: number): number[]; add: number[]; sub: number[]; mul: number[]; r: number[]; four: number[]; c: number; width: number }
+const VECTOR: Lanes = { load: (o) => simd(0x00, 3, ...leb(o)), store: (o) => simd(0x0b, 3, ...leb(o)), add: simd(0xf0), sub: simd(0xf1), mul: simd(0xf2), r: get(VR), four: get(V4), c: VC, width: 16 };
+const SCALAR: Lanes = { load: (o) => [0x2b, 3, ...leb(o)], store: (o) => [0x39, 3, ...leb(o)], add: [0xa0], sub: [0xa1], mul: [0xa2], r: get(R), four: f64(4), c: C, width: 8 };
 
 /**
- * Four cells (two vectors) at the row pointers UP, DOWN, LEFT (one cell left of the centre) and
- * OUT, each vector's loads addressed by the instruction's own offset, so that the pointers move
- * once per four cells: a third fewer instructions than cell(VECTOR) twice. Same arithmetic.
+ * dst = c + r·(up + down + left + right − 4c) for the cells `offset` bytes past the row pointers
+ * UP, DOWN, LEFT (one cell left of the centre) and OUT. The loads are addressed by the
+ * instruction's own offset, so the pointers move once per four cells, not per load.
  */
-const at = (op: number, offset: number) => simd(op, 3, ...leb(offset));
-const pair = (offset: number) => [
+const update = (x: Lanes, offset: number) => [
   ...get(OUT),
-  ...get(LEFT), ...at(0x00, offset + 8), ...tee(VC),
-  ...get(VR),
-  ...get(UP), ...at(0x00, offset),
-  ...get(DOWN), ...at(0x00, offset), ...VECTOR.add,
-  ...get(LEFT), ...at(0x00, offset), ...VECTOR.add,
-  ...get(LEFT), ...at(0x00, offset + 16), ...VECTOR.add,
-  ...get(V4), ...get(VC), ...VECTOR.mul, ...VECTOR.sub,
-  ...VECTOR.mul, ...VECTOR.add, ...at(0x0b, offset),
+  ...get(LEFT), ...x.load(offset + 8), ...tee(x.c),
+  ...x.r,
+  ...get(UP), ...x.load(offset),
+  ...get(DOWN), ...x.load(offset), ...x.add,
+  ...get(LEFT), ...x.load(offset), ...x.add,
+  ...get(LEFT), ...x.load(offset + 16), ...x.add,
+  ...x.four, ...get(x.c), ...x.mul, ...x.sub,
+  ...x.mul, ...x.add, ...x.store(offset),
 ];
-const advance = (l: number) => [...get(l), ...i32(32), ...ADD, ...set(l)];
+/** Moves P and the row pointers on by `bytes`. */
+const advance = (bytes: number) => [P, UP, DOWN, LEFT, OUT].flatMap((l) => [...get(l), ...i32(bytes), ...ADD, ...set(l)]);
 
 const code = [
-  // locals: Wb, i, p, end, a (i32); vr, v4, vc (v128); c (f64); up, down, left, out (i32)
-  ...leb(4), 5, 0x7f, 3, 0x7b, 1, 0x7c, 4, 0x7f,
+  // locals: Wb, i, p, end, up, down, left, out (i32); vr, v4, vc (v128); c (f64)
+  ...leb(3), 8, 0x7f, 3, 0x7b, 1, 0x7c,
   ...get(W), ...i32(3), ...SHL, ...set(WB),
   ...get(R), ...simd(0x14), ...set(VR),
   ...f64(4), ...simd(0x14), ...set(V4),
@@ -118,14 +104,10 @@ const code = [
   // Four cells at a time, then two, then one.
   ...BLOCK, ...LOOP,
   ...get(P), ...i32(32), ...ADD, ...get(END), ...GT_U, ...brIf(1),
-  ...pair(0), ...pair(16),
-  ...advance(UP), ...advance(DOWN), ...advance(LEFT), ...advance(OUT), ...advance(P),
+  ...update(VECTOR, 0), ...update(VECTOR, 16), ...advance(32),
   ...br(0), ...END_, ...END_,
-  ...BLOCK, ...LOOP,
-  ...get(P), ...i32(16), ...ADD, ...get(END), ...GT_U, ...brIf(1),
-  ...cell(VECTOR),
-  ...br(0), ...END_, ...END_,
-  ...get(P), ...get(END), ...LT_U, ...IF, ...cell(SCALAR), ...END_,
+  ...get(END), ...get(P), ...i32(16), ...ADD, ...GE_U, ...IF, ...update(VECTOR, 0), ...advance(16), ...END_,
+  ...get(P), ...get(END), ...LT_U, ...IF, ...update(SCALAR, 0), ...END_,
   ...get(I), ...i32(1), ...ADD, ...set(I),
   ...br(0), ...END_, ...END_,
   ...END_,
