@@ -8,7 +8,9 @@ import * as coll from "./collectives.js";
 import { ANY_SOURCE, ANY_TAG, PROC_NULL, TAG_UB } from "./constants.js";
 import { MpiError } from "./errors.js";
 import { checkOp, type Op } from "./op.js";
-import type { Incoming, PointToPoint } from "./p2p.js";
+import { began, ended, observed } from "./instrument.js";
+import type { Incoming, PointToPoint, SpanOf } from "./p2p.js";
+import { NONE } from "./trace.js";
 import { SENT } from "./transport/index.js";
 import { CartGeometry, fillDims, type CartOptions, type Shift } from "./topology.js";
 import { decode, decodeInto, payloadBytes, type TypedArray } from "./wire.js";
@@ -182,11 +184,28 @@ export class Communicator {
   send(data: unknown, dest: number, tag = 0): Promise<void> {
     // Not an async function: a send that completes at once returns the engine's own resolved
     // promise instead of wrapping it in another (a visible share of an 8-byte message).
+    const t0 = observed ? began("send") : 0;
+    let sent: Promise<void>;
     try {
-      return this.startSend("send", data, dest, tag);
+      sent = this.startSend("send", data, dest, tag);
     } catch (e) {
-      return Promise.reject(e);
+      sent = Promise.reject(e);
     }
+    if (observed) this.sendEnded(sent, dest, tag, t0);
+    return sent;
+  }
+
+  /** For --report and --trace: a send's span ends now, or when its receiver has the bytes. */
+  private sendEnded(sent: Promise<void>, dest: unknown, tag: unknown, t0: number): void {
+    const end = () => this.spanEnded("send", dest, typeof tag === "number" ? tag : 0, t0);
+    if (sent === SENT) end();
+    else void sent.then(end, end);
+  }
+
+  /** For --report and --trace: the span of a point-to-point call with peer `peer` (as the caller gave it) ends. */
+  private spanEnded(call: string, peer: unknown, tag: number, t0: number): void {
+    const p = typeof peer === "number" ? peer : NONE;
+    ended(call, p, p >= 0 ? (this.group[p] ?? p) : p, tag, this.contextId, t0);
   }
 
   /**
@@ -225,7 +244,7 @@ export class Communicator {
    * @throws as `recv`.
    */
   recvMessage<T = unknown>(source: number = ANY_SOURCE, tag: number = ANY_TAG): Promise<Message<T>> {
-    return this.receive("recv", source, tag, undefined, (m) => ({ data: this.decode(m, "recv") as T, source: this.localOf(m.src), tag: m.tag }), noMessage as () => Message<T>);
+    return this.receive("recvMessage", source, tag, undefined, (m) => ({ data: this.decode(m, "recv") as T, source: this.localOf(m.src), tag: m.tag }), noMessage as () => Message<T>);
   }
 
   /**
@@ -235,12 +254,6 @@ export class Communicator {
    *   elements; MpiError when it is not binary; otherwise as `recv`.
    */
   recvInto(buffer: TypedArray, source: number = ANY_SOURCE, tag: number = ANY_TAG): Promise<RecvIntoStatus> {
-    try {
-      this.live("recvInto");
-      this.checkArray("recvInto", buffer);
-    } catch (e) {
-      return Promise.reject(e);
-    }
     return this.receive(
       "recvInto",
       source,
@@ -253,20 +266,26 @@ export class Communicator {
 
   /**
    * A point-to-point receive: checks the arguments (rejecting, as the async calls did), answers
-   * PROC_NULL with `none()`, and otherwise resolves with `finish(message)`.
+   * PROC_NULL with `none()`, and otherwise resolves with `finish(message)`. `into`: recvInto's array.
    */
-  private receive<T>(call: "recv" | "recvInto", source: number, tag: number, into: TypedArray | undefined, finish: (m: Incoming) => T, none: () => T): Promise<T> {
+  private receive<T>(call: "recv" | "recvMessage" | "recvInto", source: number, tag: number, into: TypedArray | undefined, finish: (m: Incoming) => T, none: () => T): Promise<T> {
+    const span: SpanOf | null = observed ? { name: call, peer: source, t0: began(call) } : null;
     // recv and recvMessage name themselves "recvMessage" in argument errors, as they always have.
-    const named = call === "recv" ? "recvMessage" : call;
+    const named = call === "recvInto" ? call : "recvMessage";
     try {
-      this.live(call);
+      this.live(call === "recvMessage" ? "recv" : call);
+      if (call === "recvInto") this.checkArray(call, into);
       this.checkRank(named, "source", source, true);
       this.checkTag(named, tag, true);
     } catch (e) {
+      if (span) this.spanEnded(call, source, typeof tag === "number" ? tag : ANY_TAG, span.t0);
       return Promise.reject(e);
     }
-    if (source === PROC_NULL) return Promise.resolve(none());
-    return this.p2p.receive(this.ptpCtx, this.worldOf(source), tag, this.group, into, finish);
+    if (source === PROC_NULL) {
+      if (span) this.spanEnded(call, source, tag, span.t0);
+      return Promise.resolve(none());
+    }
+    return this.p2p.receive(this.ptpCtx, this.worldOf(source), tag, this.group, into, finish, span);
   }
 
   /**

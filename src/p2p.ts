@@ -11,7 +11,7 @@ import { MAX_MESSAGE_BYTES, STRAY_LIMIT_BYTES, sizeText } from "./limits.js";
 import { Matcher, type Incoming, type Waiter } from "./matching.js";
 import { KIND_ACK, KIND_FIN, KIND_FIN_ACK, MAX_INLINE_FRAMES, peekEnvelope, readMessage, writeHeader, type Envelope } from "./protocol.js";
 import { SENT, type Transport } from "./transport/index.js";
-import { posted } from "./instrument.js";
+import { ended } from "./instrument.js";
 import { awaitedAt } from "./where.js";
 import { activity } from "./report.js";
 import { trace } from "./trace.js";
@@ -43,6 +43,8 @@ class Pending<T> implements Waiter {
     readonly call: "recv" | "probe",
     readonly into: ArrayBufferView | undefined,
     private readonly finish: (m: Incoming) => T,
+    /** For --report and --trace: the call's span (see SpanOf), ended when this settles. */
+    private readonly span: SpanOf | null,
   ) {
     this.promise = new Promise<T>((resolve, reject) => {
       this.done = resolve;
@@ -50,12 +52,9 @@ class Pending<T> implements Waiter {
     });
   }
 
-  /** For --report and --trace: the call's wrapper ends its span here (see instrument.posted). */
-  settled: (() => void) | null = null;
-
   resolve(m: Incoming): void {
     if (trace && this.call === "recv") taken(m, this.into);
-    this.settled?.();
+    if (this.span) endSpan(this.span, this.ctx, this.src, this.tag);
     this.transport?.release();
     let v: T;
     try {
@@ -68,7 +67,7 @@ class Pending<T> implements Waiter {
   }
 
   reject(e: Error): void {
-    this.settled?.();
+    if (this.span) endSpan(this.span, this.ctx, this.src, this.tag);
     this.transport?.release();
     this.fail(e);
   }
@@ -103,6 +102,21 @@ class AckWait {
 }
 
 const asIs = (m: Incoming): Incoming => m;
+
+/**
+ * A receive call being timed (--report, --trace): its name, the source as the caller gave it (a
+ * rank of its communicator) and when it began. The call times itself rather than being wrapped:
+ * a wrapper's closure and promise per call, on every message, cost far more than this record.
+ */
+export interface SpanOf {
+  name: string;
+  peer: number;
+  t0: number;
+}
+
+function endSpan(s: SpanOf, ctx: number, src: number, tag: number): void {
+  ended(s.name, s.peer, src, tag, ctx >> 1, s.t0);
+}
 
 const tooLarge = (bytes: number) =>
   new MpiError(`a message of ${sizeText(bytes)} is above the limit of ${sizeText(MAX_MESSAGE_BYTES)} (TSMPI_MAX_MESSAGE; the default is half of this machine's memory): send it in parts`);
@@ -454,19 +468,20 @@ export class PointToPoint {
    * what the communicator's calls return, without a promise of their own around this one.
    * `into`: a recvInto's array, where a raw payload may be copied straight from the transport.
    */
-  receive<T>(ctx: number, src: number, tag: number, group: readonly number[], into: ArrayBufferView | undefined, finish: (m: Incoming) => T): Promise<T> {
+  receive<T>(ctx: number, src: number, tag: number, group: readonly number[], into: ArrayBufferView | undefined, finish: (m: Incoming) => T, span: SpanOf | null = null): Promise<T> {
     const m = this.matcher.take(ctx, src, tag);
     if (m) {
       if (trace) taken(m, into);
+      if (span) endSpan(span, ctx, src, tag);
       return settled(finish, m);
     }
-    return this.wait(ctx, src, tag, group, "recv", into, finish);
+    return this.wait(ctx, src, tag, group, "recv", into, finish, span);
   }
 
   probe(ctx: number, src: number, tag: number, group: readonly number[]): Promise<Incoming> {
     const m = this.matcher.peek(ctx, src, tag);
     if (m) return Promise.resolve(m);
-    return this.wait(ctx, src, tag, group, "probe", undefined, asIs);
+    return this.wait(ctx, src, tag, group, "probe", undefined, asIs, null);
   }
 
   iprobe(ctx: number, src: number, tag: number): Incoming | undefined {
@@ -475,14 +490,16 @@ export class PointToPoint {
     return m;
   }
 
-  private wait<T>(ctx: number, src: number, tag: number, group: readonly number[], call: "recv" | "probe", into: ArrayBufferView | undefined, finish: (m: Incoming) => T): Promise<T> {
-    const w = new Pending(this.transport, ctx, src, tag, group, call, into, finish);
+  private wait<T>(ctx: number, src: number, tag: number, group: readonly number[], call: "recv" | "probe", into: ArrayBufferView | undefined, finish: (m: Incoming) => T, span: SpanOf | null): Promise<T> {
+    const w = new Pending(this.transport, ctx, src, tag, group, call, into, finish, span);
     const failure = this.failureFor(w);
-    if (failure) return Promise.reject(failure);
+    if (failure) {
+      if (span) endSpan(span, ctx, src, tag);
+      return Promise.reject(failure);
+    }
     this.transport?.hold();
     if (call === "recv") this.matcher.postRecv(w);
     else this.matcher.postProbe(w);
-    if (posted) posted.last = w;
     return w.promise;
   }
 

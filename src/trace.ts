@@ -141,9 +141,6 @@ export class Trace {
     return id;
   }
 
-  /** As an observer of calls (see instrument.ts): a call begins (nothing to do until it ends). */
-  begin(_call: string): void {}
-
   /** As an observer of calls: the call ended; recorded as a span. */
   end(call: string, peer: number, world: number, tag: number, ctx: number, t0: number, t1: number): void {
     this.span(call, peer, world, tag, ctx, t0, t1);
