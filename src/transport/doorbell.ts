@@ -158,13 +158,15 @@ export class Doorbell {
       let moved = this.client.progress();
       /** µs this stretch of waiting has slept on the JS thread. */
       let blocked = 0;
-      while (this.client.active()) {
+      for (;;) {
         if (moved) {
           blocked = 0;
-          // Let the callers that progress() woke run (and post their next waits) first.
+          // Let the callers that progress() woke run (and post their next waits) first. The loop
+          // looks for those waits after that turn rather than ending at once: a rank that answers
+          // a message with a send and a receive keeps one loop going instead of starting another.
           await new Promise<void>((r) => setImmediate(r));
-          if (!this.client.active()) break;
         }
+        if (!this.client.active()) break;
         moved = this.spin();
         if (!moved) {
           Atomics.store(this.words, SLEEPING, 1);
