@@ -77,6 +77,17 @@ describe("Ring", () => {
     expect(() => new Ring(buf, 8, 64, "producer")).toThrow(/aligned/);
   });
 
+  it("roomFor trusts its last reading of the head while it suffices, and reads again when it does not", () => {
+    const { p, c } = pair(64);
+    p.push(bytes(40, 1));
+    expect(p.roomFor(8)).toBe(24); // the head as last read: 24 free
+    c.pull(new Uint8Array(40)); // the consumer frees 40 bytes
+    expect(p.roomFor(8)).toBe(24); // enough: the consumer's line is not read
+    expect(p.roomFor(30)).toBe(64); // not enough: read again, and the freed room is seen
+    expect(p.push(bytes(64, 2))).toBe(64);
+    expect(p.roomFor(1)).toBe(0);
+  });
+
   it("publishes several parts at once with pushAll, across the wrap-around", () => {
     const { p, c } = pair(64);
     const skip = new Uint8Array(50);

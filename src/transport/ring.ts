@@ -22,6 +22,12 @@ export class Ring {
   private readonly mask: number;
   /** Our own copy of the counter we alone write (tail for the producer, head for the consumer). */
   private own: number;
+  /**
+   * The producer's last reading of `head`. The room it shows is there for sure (the consumer only
+   * adds room), so a push that fits in it reads nothing the consumer writes: the head's cache
+   * line moves between the two cores only when the producer runs short, not on every message.
+   */
+  private head = 0;
 
   /**
    * `byteOffset`: where the ring starts in `buffer` (a multiple of 64); `capacity`: a power of two
@@ -39,6 +45,7 @@ export class Ring {
     this.data = new Uint8Array(buffer, byteOffset + RING_HEADER_BYTES, capacity);
     this.mask = capacity - 1;
     this.own = Atomics.load(this.ctl, role === "producer" ? TAIL : HEAD);
+    if (role === "producer") this.head = Atomics.load(this.ctl, HEAD);
   }
 
   /** Bytes of memory a ring of `capacity` takes in a segment. */
@@ -51,7 +58,7 @@ export class Ring {
   /** Copies as much of `src` as fits; returns the number of bytes written (0 when full). */
   push(src: Uint8Array): number {
     const tail = this.own;
-    const n = Math.min(this.room(), src.byteLength);
+    const n = Math.min(this.roomFor(src.byteLength), src.byteLength);
     if (n === 0) return 0;
     const at = tail & this.mask;
     const first = Math.min(n, this.capacity - at);
@@ -64,7 +71,14 @@ export class Ring {
 
   /** Free bytes: a push of up to this many writes all of it. */
   room(): number {
-    return this.capacity - ((this.own - Atomics.load(this.ctl, HEAD)) >>> 0);
+    this.head = Atomics.load(this.ctl, HEAD);
+    return this.capacity - ((this.own - this.head) >>> 0);
+  }
+
+  /** Free bytes, at least `n` if there are: reads the consumer's head only when the last reading shows less. */
+  roomFor(n: number): number {
+    const known = this.capacity - ((this.own - this.head) >>> 0);
+    return known >= n ? known : this.room();
   }
 
   /**

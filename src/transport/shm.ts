@@ -353,7 +353,7 @@ export class ShmTransport implements Transport, DoorbellClient {
     if (out.queue.length === 0 && n < this.prefixes.length) {
       let total = 4 + 4 * n;
       for (let i = 0; i < n; i++) total += frames[i]!.byteLength;
-      if (total <= out.ring.room()) {
+      if (total <= out.ring.roomFor(total)) {
         const prefix = writePrefix(this.prefixes[n]!, frames);
         this.parts[0] = prefix;
         for (let i = 0; i < n; i++) this.parts[i + 1] = frames[i]!;
