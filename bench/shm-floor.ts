@@ -16,7 +16,8 @@ const shm = loadShm();
 if (!shm.addon) throw new Error(shm.error);
 const addon = shm.addon;
 const spinArg = process.argv.indexOf("--spin");
-const policy = spinArg > 0 ? { spinMicros: Number(process.argv[spinArg + 1]), blockMicros: 0 } : spinPolicy(Number(process.env.TSMPI_LOCAL_SIZE ?? 2), cpus().length, true);
+const spin = Number(process.argv[spinArg + 1]);
+const policy = spinArg > 0 ? { spinMicros: spin, crowdedSpinMicros: spin, cores: cpus().length, blockMicros: 0 } : spinPolicy(cpus().length, true);
 
 const CAP = 1 << 20;
 // Bytes published at a time, so the receiver copies out while the sender copies in.

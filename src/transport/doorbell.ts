@@ -20,8 +20,16 @@ export const DOORBELL_BYTES = 64;
 const POLLS_PER_YIELD = 64;
 
 export interface SpinPolicy {
-  /** How long to poll before sleeping, µs (0: sleep at once). */
+  /** How long to poll before sleeping, µs (0: sleep at once), while no more ranks are awake than there are cores. */
   spinMicros: number;
+  /**
+   * How long to poll while more ranks of the host are awake than it has cores: a rank that polls
+   * then holds a core that a peer needs, so it polls briefly and sleeps (Open MPI's
+   * yield_when_idle). Which of the two applies is looked up at each wait (see Crowd).
+   */
+  crowdedSpinMicros: number;
+  /** The host's cores. */
+  cores: number;
   /**
    * How long a wait may then sleep on the JS thread itself, µs, before it hands the wait to the
    * waiter thread (0: at once). Sleeping on the JS thread wakes in one context switch instead of
@@ -44,16 +52,52 @@ function envMicros(name: string): number | undefined {
 }
 
 /**
- * Spin long when every rank has a core, briefly when they share (as Open MPI's yield_when_idle).
- * `eventLoopFree`: nothing but shared memory brings this rank messages, so a wait may block the
- * JS thread for a while. TSMPI_SPIN_US and TSMPI_BLOCK_US override the choices.
+ * Spin long when the ranks that are awake have a core each, briefly when they share one (as Open
+ * MPI's yield_when_idle). `eventLoopFree`: nothing but shared memory brings this rank messages, so
+ * a wait may block the JS thread for a while. TSMPI_SPIN_US (both windows) and TSMPI_BLOCK_US
+ * override the choices.
  */
-export function spinPolicy(localRanks: number, cores: number, eventLoopFree: boolean, timeWaits = false): SpinPolicy {
+export function spinPolicy(cores: number, eventLoopFree: boolean, timeWaits = false): SpinPolicy {
+  const fixed = envMicros("TSMPI_SPIN_US");
   return {
-    spinMicros: envMicros("TSMPI_SPIN_US") ?? (localRanks <= cores ? 50 : 5),
+    spinMicros: fixed ?? 50,
+    crowdedSpinMicros: fixed ?? 5,
+    cores,
     blockMicros: eventLoopFree ? (envMicros("TSMPI_BLOCK_US") ?? BLOCK_MICROS) : 0,
     timeWaits,
   };
+}
+
+/**
+ * How many ranks of the host are asleep in a wait: one counter in shared memory that every rank's
+ * doorbell raises before it sleeps and lowers when it wakes. The ranks that are awake (computing,
+ * polling) are the host's ranks less those; when they fit the cores, a wait may poll for the long
+ * window, as nobody needs the core it holds. With 4 ranks on 2 cores, 2 of them blocked, the other
+ * two then ping-pong as if alone.
+ */
+export class Crowd {
+  private readonly word: Int32Array;
+  constructor(
+    buffer: ArrayBuffer,
+    byteOffset: number,
+    /** Ranks on the host. */
+    readonly ranks: number,
+  ) {
+    this.word = new Int32Array(buffer, byteOffset, 1);
+  }
+
+  /** Ranks of the host not asleep in a wait now. */
+  awake(): number {
+    return this.ranks - Atomics.load(this.word, 0);
+  }
+
+  asleep(): void {
+    Atomics.add(this.word, 0, 1);
+  }
+
+  woke(): void {
+    Atomics.sub(this.word, 0, 1);
+  }
 }
 
 /** A peer's doorbell, to ring after publishing something for it. */
@@ -95,6 +139,8 @@ export class Doorbell {
   private readonly waiter: Waiter;
   private wakeUp: (() => void) | null = null;
   private running = false;
+  /** The host's count of sleeping ranks, once the transport has mapped it (see Crowd). */
+  crowd: Crowd | null = null;
   /** The counter when `progress()` last ran. */
   private seen = 0;
   /**
@@ -174,18 +220,23 @@ export class Doorbell {
           // never missed, and one before it is seen here.
           const seen = Atomics.load(this.words, COUNT);
           if (seen === this.seen && this.client.active()) {
-            if (blocked < this.policy.blockMicros) {
-              const t0 = performance.now();
-              this.addon.sleep(this.words.buffer as ArrayBuffer, this.words.byteOffset, seen, this.policy.blockMicros - blocked);
-              const slept = performance.now() - t0;
-              blocked += slept * 1000;
-              if (this.policy.timeWaits) this.waitedMs += slept;
-            } else {
-              await new Promise<void>((resolve) => {
-                this.wakeUp = resolve;
-                this.addon.arm(this.waiter, seen);
-              });
-              this.wakeUp = null;
+            this.crowd?.asleep();
+            try {
+              if (blocked < this.policy.blockMicros) {
+                const t0 = performance.now();
+                this.addon.sleep(this.words.buffer as ArrayBuffer, this.words.byteOffset, seen, this.policy.blockMicros - blocked);
+                const slept = performance.now() - t0;
+                blocked += slept * 1000;
+                if (this.policy.timeWaits) this.waitedMs += slept;
+              } else {
+                await new Promise<void>((resolve) => {
+                  this.wakeUp = resolve;
+                  this.addon.arm(this.waiter, seen);
+                });
+                this.wakeUp = null;
+              }
+            } finally {
+              this.crowd?.woke();
             }
           }
           Atomics.store(this.words, SLEEPING, 0);
@@ -210,10 +261,17 @@ export class Doorbell {
     return woke;
   }
 
+  /** µs the next wait polls before sleeping: the long window unless more ranks are awake than cores. */
+  spinWindow(): number {
+    const p = this.policy;
+    return this.crowd === null || p.spinMicros === p.crowdedSpinMicros || this.crowd.awake() <= p.cores ? p.spinMicros : p.crowdedSpinMicros;
+  }
+
   private spinning(): boolean {
     if (this.poll()) return true;
-    if (this.policy.spinMicros <= 0) return false;
-    let until = performance.now() + this.policy.spinMicros / 1000;
+    const window = this.spinWindow();
+    if (window <= 0) return false;
+    let until = performance.now() + window / 1000;
     let seen = this.seen;
     for (let polls = 1; ; polls++) {
       if (this.poll()) return true;
@@ -221,7 +279,7 @@ export class Doorbell {
         const now = performance.now();
         if (this.seen !== seen) {
           seen = this.seen;
-          until = now + this.policy.spinMicros / 1000;
+          until = now + window / 1000;
         } else if (now > until) return false;
         this.addon.yieldCpu();
       }

@@ -138,7 +138,7 @@ export class Router implements Transport {
         const { ShmTransport } = await import("./shm.js");
         const jobDir = opts.jobDir ?? `tsmpi-${process.ppid}`;
         // Without ZeroMQ peers (one host), only shared memory brings messages: a wait may block the JS thread.
-        const policy = spinPolicy(opts.localSize, cpus().length, opts.tcpAddress === undefined, opts.timeWaits);
+        const policy = spinPolicy(cpus().length, opts.tcpAddress === undefined, opts.timeWaits);
         transports.push({ name: "shm", transport: ShmTransport.open(shm.addon, { rank: opts.rank, host: opts.host, localSize: opts.localSize, jobDir, policy }, handlers) });
       } else if (opts.choice === "shm") {
         throw new MpiError(`--transport shm: ${shm.error}`);

@@ -16,7 +16,7 @@
 import { basename } from "node:path";
 import { MpiError } from "../errors.js";
 import { MAX_MESSAGE_BYTES, sizeText } from "../limits.js";
-import { Bell, Doorbell, DOORBELL_BYTES, type DoorbellClient, type SpinPolicy } from "./doorbell.js";
+import { Bell, Crowd, Doorbell, DOORBELL_BYTES, type DoorbellClient, type SpinPolicy } from "./doorbell.js";
 import { SENT, type PeerAddress, type Transport, type TransportHandlers } from "./index.js";
 import type { ShmAddon } from "./native.js";
 import { Ring } from "./ring.js";
@@ -31,8 +31,12 @@ export interface ShmAddress {
   slots: number;
 }
 
-/** Segment layout: a header line (word 0 counts the peers that have mapped it), the doorbell, the rings. */
+/**
+ * Segment layout: a header line (word 0 counts the peers that have mapped it; word 1, in the
+ * segment of the host's first rank, the host's sleeping ranks: see Crowd), the doorbell, the rings.
+ */
 const ATTACHED = 0;
+const SLEEPERS_AT = 4;
 const HEADER_BYTES = 64;
 const DOORBELL_AT = HEADER_BYTES;
 const RINGS_AT = DOORBELL_AT + DOORBELL_BYTES;
@@ -323,6 +327,11 @@ export class ShmTransport implements Transport, DoorbellClient {
         `shared memory: rank ${this.opts.rank} expected ${this.address.slots} ranks on host ${this.opts.host} with shared memory, the job's table has ${local.length} (${local.join(", ")})`,
       );
     }
+    // The count of sleeping ranks lives in the first rank's segment; only a crowded host needs it.
+    const crowdIn = (seg: ArrayBuffer) => {
+      if (local.length > this.opts.policy.cores) this.door.crowd = new Crowd(seg, SLEEPERS_AT, local.length);
+    };
+    if (me === 0) crowdIn(this.segment);
     for (const [slot, peer] of local.entries()) {
       if (peer === this.opts.rank) continue;
       const a = table[peer]!.shm as ShmAddress;
@@ -334,6 +343,7 @@ export class ShmTransport implements Transport, DoorbellClient {
       }
       // The last rank to map a segment removes its name: the mappings keep the memory.
       if (Atomics.add(new Int32Array(seg, 0, 1), ATTACHED, 1) + 1 === a.slots - 1) this.addon.unlink(a.name);
+      if (slot === 0) crowdIn(seg);
       const peerBell = new Bell(this.addon, seg, DOORBELL_AT);
       this.outs.set(peer, new Outbox(new Ring(seg, ringAt(a.capacity, me), a.capacity, "producer"), peerBell));
       this.ins.push(new Inbox(new Ring(this.segment, ringAt(this.address.capacity, slot), this.address.capacity, "consumer"), peerBell, peer, this.handlers));

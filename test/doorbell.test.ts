@@ -1,0 +1,76 @@
+// The doorbell's count of sleeping ranks (Crowd), with the real addon in one process: a wait that
+// sleeps in the waiter thread counts as asleep until it is woken, and the spin window follows the
+// number of ranks awake.
+import { randomBytes } from "node:crypto";
+import { describe, expect, it } from "vitest";
+import { Bell, Crowd, Doorbell, DOORBELL_BYTES, type SpinPolicy } from "../src/transport/doorbell.js";
+import { loadShm } from "../src/transport/native.js";
+
+const shm = loadShm().addon!;
+const CROWD_AT = 2 * DOORBELL_BYTES;
+
+function segment() {
+  const name = `/tsmpi-test-${randomBytes(6).toString("hex")}`;
+  const buf = shm.map(name, 4096, true);
+  shm.unlink(name);
+  return buf;
+}
+
+const policy = (blockMicros: number): SpinPolicy => ({ spinMicros: 50, crowdedSpinMicros: 5, cores: 2, blockMicros });
+const idle = { active: () => false, progress: () => false };
+
+describe("Doorbell and Crowd", () => {
+  it("polls the long window while the ranks awake fit the cores, the short one when they do not", () => {
+    const buf = segment();
+    const door = new Doorbell(shm, buf, 0, policy(0), idle);
+    try {
+      expect(door.spinWindow()).toBe(50); // no crowd: every rank has a core
+      const crowd = new Crowd(buf, CROWD_AT, 4);
+      door.crowd = crowd;
+      expect(door.spinWindow()).toBe(5); // 4 awake on 2 cores
+      crowd.asleep();
+      expect(door.spinWindow()).toBe(5); // 3 awake
+      crowd.asleep();
+      expect(crowd.awake()).toBe(2);
+      expect(door.spinWindow()).toBe(50); // 2 awake on 2 cores
+      crowd.woke();
+      expect(door.spinWindow()).toBe(5);
+    } finally {
+      door.close();
+    }
+  });
+
+  it("counts a wait as asleep while it sleeps in the waiter thread, and as awake once the bell woke it", async () => {
+    const buf = segment();
+    let waiting = true;
+    let handed = 0;
+    const client = {
+      active: () => waiting,
+      progress() {
+        if (Atomics.load(new Int32Array(buf, 3 * DOORBELL_BYTES, 1), 0) === 0) return false;
+        waiting = false;
+        handed++;
+        return true;
+      },
+    };
+    // No sleeping on the JS thread (blockMicros 0): the wait goes to the waiter thread at once,
+    // and this test's timers keep running meanwhile.
+    const door = new Doorbell(shm, buf, 0, { ...policy(0), spinMicros: 0, crowdedSpinMicros: 0 }, client);
+    const crowd = new Crowd(buf, CROWD_AT, 4);
+    door.crowd = crowd;
+    try {
+      door.start();
+      await new Promise((r) => setTimeout(r, 100));
+      expect(crowd.awake()).toBe(3);
+      // A peer publishes something and rings.
+      Atomics.store(new Int32Array(buf, 3 * DOORBELL_BYTES, 1), 0, 1);
+      new Bell(shm, buf, 0).ring();
+      for (let i = 0; i < 100 && handed === 0; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(handed).toBe(1);
+      await new Promise((r) => setImmediate(r));
+      expect(crowd.awake()).toBe(4);
+    } finally {
+      door.close();
+    }
+  });
+});
