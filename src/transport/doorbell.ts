@@ -73,7 +73,8 @@ export function spinPolicy(cores: number, eventLoopFree: boolean, timeWaits = fa
  * doorbell raises before it sleeps and lowers when it wakes. The ranks that are awake (computing,
  * polling) are the host's ranks less those; when they fit the cores, a wait may poll for the long
  * window, as nobody needs the core it holds. With 4 ranks on 2 cores, 2 of them blocked, the other
- * two then ping-pong as if alone.
+ * two then ping-pong as if alone. A rank that has exited still counts as awake: the others poll
+ * briefly, as they did before the count existed.
  */
 export class Crowd {
   private readonly word: Int32Array;
