@@ -94,7 +94,7 @@ describe("Ring", () => {
     p.push(bytes(50, 3));
     c.pull(skip); // the next write starts at byte 50 and wraps
     expect(p.room()).toBe(64);
-    p.pushAll([bytes(6, 1), bytes(20, 2)]);
+    p.pushAll(bytes(6, 1), [bytes(20, 2)]);
     expect(p.room()).toBe(38);
     const out = new Uint8Array(26);
     expect(c.pull(out)).toBe(26);

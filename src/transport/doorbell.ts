@@ -151,7 +151,8 @@ export class Doorbell {
    */
   waitedMs = 0;
   private waitingSince = -1;
-  private readonly loop = (): void => void this.run();
+  /** µs the current stretch of waiting has slept on the JS thread. */
+  private blocked = 0;
 
   constructor(
     private readonly addon: ShmAddon,
@@ -161,7 +162,11 @@ export class Doorbell {
     private readonly client: DoorbellClient,
   ) {
     this.words = new Int32Array(buffer, byteOffset, 2);
-    this.waiter = addon.waiter(buffer, byteOffset, () => this.wakeUp?.());
+    this.waiter = addon.waiter(buffer, byteOffset, () => {
+      const resume = this.wakeUp;
+      this.wakeUp = null;
+      resume?.();
+    });
   }
 
   /**
@@ -172,7 +177,7 @@ export class Doorbell {
   start(): void {
     if (this.running) return;
     this.running = true;
-    setImmediate(this.loop);
+    setImmediate(this.begin);
   }
 
   /**
@@ -198,54 +203,74 @@ export class Doorbell {
     return woke;
   }
 
-  private async run(): Promise<void> {
+  /** The loop starts: whatever arrived before counts as news. */
+  private readonly begin = (): void => {
+    this.seen = Atomics.load(this.words, COUNT);
+    this.blocked = 0;
+    this.run(this.client.progress());
+  };
+
+  /** The turn after a wake-up has passed: the woken callers have posted their next waits, if any. */
+  private readonly afterTurn = (): void => {
+    this.blocked = 0;
+    this.run(false);
+  };
+
+  /** The waiter thread saw the counter move (or was interrupted). */
+  private readonly woken = (): void => {
+    this.crowd?.woke();
+    Atomics.store(this.words, SLEEPING, 0);
+    this.run(this.poll());
+  };
+
+  /**
+   * The waiting loop, as plain callbacks rather than an async function: a turn of the event loop
+   * costs one setImmediate and no promise or suspended frame, which every message takes (an
+   * async loop allocated ~480 bytes per message). `moved`: progress() just woke someone.
+   */
+  private run(moved: boolean): void {
+    let done = true;
     try {
-      // Whatever arrived before the loop started counts as news.
-      this.seen = Atomics.load(this.words, COUNT);
-      let moved = this.client.progress();
-      /** µs this stretch of waiting has slept on the JS thread. */
-      let blocked = 0;
       for (;;) {
         if (moved) {
-          blocked = 0;
           // Let the callers that progress() woke run (and post their next waits) first. The loop
           // looks for those waits after that turn rather than ending at once: a rank that answers
           // a message with a send and a receive keeps one loop going instead of starting another.
-          await new Promise<void>((r) => setImmediate(r));
+          setImmediate(this.afterTurn);
+          done = false;
+          return;
         }
-        if (!this.client.active()) break;
+        if (!this.client.active()) return;
         moved = this.spin();
-        if (!moved) {
-          Atomics.store(this.words, SLEEPING, 1);
-          // Producers bump the counter, then wake if SLEEPING is set: a bump after this load is
-          // never missed, and one before it is seen here.
-          const seen = Atomics.load(this.words, COUNT);
-          if (seen === this.seen && this.client.active()) {
-            this.crowd?.asleep();
-            try {
-              if (blocked < this.policy.blockMicros) {
-                const t0 = performance.now();
-                this.addon.sleep(this.words.buffer as ArrayBuffer, this.words.byteOffset, seen, this.policy.blockMicros - blocked);
-                const slept = performance.now() - t0;
-                blocked += slept * 1000;
-                if (this.policy.timeWaits) this.waitedMs += slept;
-              } else {
-                await new Promise<void>((resolve) => {
-                  this.wakeUp = resolve;
-                  this.addon.arm(this.waiter, seen);
-                });
-                this.wakeUp = null;
-              }
-            } finally {
-              this.crowd?.woke();
-            }
+        if (moved) continue;
+        Atomics.store(this.words, SLEEPING, 1);
+        // Producers bump the counter, then wake if SLEEPING is set: a bump after this load is
+        // never missed, and one before it is seen here.
+        const seen = Atomics.load(this.words, COUNT);
+        if (seen === this.seen && this.client.active()) {
+          this.crowd?.asleep();
+          if (this.blocked >= this.policy.blockMicros) {
+            // A long wait: the waiter thread sleeps for it, and the event loop is free meanwhile.
+            this.wakeUp = this.woken;
+            this.addon.arm(this.waiter, seen);
+            done = false;
+            return;
           }
-          Atomics.store(this.words, SLEEPING, 0);
-          moved = this.poll();
+          const t0 = performance.now();
+          try {
+            this.addon.sleep(this.words.buffer as ArrayBuffer, this.words.byteOffset, seen, this.policy.blockMicros - this.blocked);
+          } finally {
+            this.crowd?.woke();
+          }
+          const slept = performance.now() - t0;
+          this.blocked += slept * 1000;
+          if (this.policy.timeWaits) this.waitedMs += slept;
         }
+        Atomics.store(this.words, SLEEPING, 0);
+        moved = this.poll();
       }
     } finally {
-      this.running = false;
+      if (done) this.running = false;
     }
   }
 

@@ -57,14 +57,9 @@ export class Ring {
 
   /** Copies as much of `src` as fits; returns the number of bytes written (0 when full). */
   push(src: Uint8Array): number {
-    const tail = this.own;
     const n = Math.min(this.roomFor(src.byteLength), src.byteLength);
     if (n === 0) return 0;
-    const at = tail & this.mask;
-    const first = Math.min(n, this.capacity - at);
-    this.data.set(first === src.byteLength ? src : src.subarray(0, first), at);
-    if (n > first) this.data.set(src.subarray(first, n), 0);
-    this.own = (tail + n) | 0;
+    this.own = this.copyIn(n === src.byteLength ? src : src.subarray(0, n), this.own);
     Atomics.store(this.ctl, TAIL, this.own);
     return n;
   }
@@ -82,21 +77,24 @@ export class Ring {
   }
 
   /**
-   * Copies every part, which must fit in `room()` together, and publishes them at once: the
-   * consumer sees a small message whole, with one store to the shared counter.
+   * Copies `head` and then every part, which must fit in `room()` together, and publishes them at
+   * once: the consumer sees a small message whole, with one store to the shared counter.
    */
-  pushAll(parts: readonly Uint8Array[]): void {
-    let tail = this.own;
-    for (const src of parts) {
-      const n = src.byteLength;
-      const at = tail & this.mask;
-      const first = Math.min(n, this.capacity - at);
-      this.data.set(first === n ? src : src.subarray(0, first), at);
-      if (n > first) this.data.set(src.subarray(first, n), 0);
-      tail = (tail + n) | 0;
-    }
+  pushAll(head: Uint8Array, parts: readonly Uint8Array[]): void {
+    let tail = this.copyIn(head, this.own);
+    for (let i = 0; i < parts.length; i++) tail = this.copyIn(parts[i]!, tail);
     this.own = tail;
     Atomics.store(this.ctl, TAIL, tail);
+  }
+
+  /** Copies `src` to the ring's byte `tail` (wrapping), unpublished; returns the tail after it. */
+  private copyIn(src: Uint8Array, tail: number): number {
+    const n = src.byteLength;
+    const at = tail & this.mask;
+    const first = Math.min(n, this.capacity - at);
+    this.data.set(first === n ? src : src.subarray(0, first), at);
+    if (n > first) this.data.set(src.subarray(first, n), 0);
+    return (tail + n) | 0;
   }
 
   /**

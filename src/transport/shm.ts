@@ -285,9 +285,8 @@ export class ShmTransport implements Transport, DoorbellClient {
   /** Messages waiting in an outbox queue for room. */
   private blocked = 0;
   private closed = false;
-  /** Frame-count-and-lengths prefixes of messages of 0..7 frames, and a parts list, reused by send. */
+  /** Frame-count-and-lengths prefixes of messages of 0..7 frames, reused by send. */
   private readonly prefixes = Array.from({ length: 8 }, (_, n) => Buffer.alloc(4 + 4 * n));
-  private readonly parts: Buffer[] = [];
 
   private constructor(
     private readonly addon: ShmAddon,
@@ -364,12 +363,7 @@ export class ShmTransport implements Transport, DoorbellClient {
       let total = 4 + 4 * n;
       for (let i = 0; i < n; i++) total += frames[i]!.byteLength;
       if (total <= out.ring.roomFor(total)) {
-        const prefix = writePrefix(this.prefixes[n]!, frames);
-        this.parts[0] = prefix;
-        for (let i = 0; i < n; i++) this.parts[i + 1] = frames[i]!;
-        this.parts.length = n + 1;
-        out.ring.pushAll(this.parts);
-        this.parts.length = 0;
+        out.ring.pushAll(writePrefix(this.prefixes[n]!, frames), frames);
         out.bell.ring();
         return SENT;
       }
