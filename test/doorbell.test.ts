@@ -73,4 +73,16 @@ describe("Doorbell and Crowd", () => {
       door.close();
     }
   });
+
+  it("a wait asleep in the waiter thread when the doorbell closes no longer counts as asleep", async () => {
+    const buf = segment();
+    const door = new Doorbell(shm, buf, 0, { ...policy(0), spinMicros: 0, crowdedSpinMicros: 0 }, { active: () => true, progress: () => false });
+    const crowd = new Crowd(buf, CROWD_AT, 4);
+    door.crowd = crowd;
+    door.start();
+    await new Promise((r) => setTimeout(r, 100));
+    expect(crowd.awake()).toBe(3);
+    door.close(); // as the transport's close does, with its rank finalizing
+    expect(crowd.awake()).toBe(4);
+  });
 });

@@ -313,6 +313,12 @@ export class Doorbell {
   }
 
   close(): void {
+    // A wait still asleep in the waiter thread will not be resumed (the waiter closes now, and
+    // its wake-up may never be delivered): it is no longer asleep for the host's count.
+    if (this.wakeUp === this.woken) {
+      this.wakeUp = null;
+      this.crowd?.woke();
+    }
     this.addon.close(this.waiter);
   }
 }
