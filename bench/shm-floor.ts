@@ -16,8 +16,8 @@ const shm = loadShm();
 if (!shm.addon) throw new Error(shm.error);
 const addon = shm.addon;
 const spinArg = process.argv.indexOf("--spin");
-const spin = Number(process.argv[spinArg + 1]);
-const policy = spinArg > 0 ? { spinMicros: spin, crowdedSpinMicros: spin, cores: cpus().length, blockMicros: 0 } : spinPolicy(cpus().length, true);
+const spin = spinArg > 0 ? Number(process.argv[spinArg + 1]) : undefined;
+const policy = spin !== undefined ? { spinMicros: spin, crowdedSpinMicros: spin, cores: cpus().length, blockMicros: 0 } : spinPolicy(cpus().length, true);
 
 const CAP = 1 << 20;
 // Bytes published at a time, so the receiver copies out while the sender copies in.

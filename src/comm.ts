@@ -197,9 +197,11 @@ export class Communicator {
 
   /** For --report and --trace: a send's span ends now, or when its receiver has the bytes. */
   private sendEnded(sent: Promise<void>, dest: unknown, tag: unknown, t0: number): void {
-    const end = () => this.spanEnded("send", dest, typeof tag === "number" ? tag : 0, t0);
-    if (sent === SENT) end();
-    else void sent.then(end, end);
+    const t = typeof tag === "number" ? tag : 0;
+    // A send that completed at once (nearly all) ends here, with no closure made for it.
+    if (sent === SENT) return this.spanEnded("send", dest, t, t0);
+    const end = () => this.spanEnded("send", dest, t, t0);
+    void sent.then(end, end);
   }
 
   /** For --report and --trace: the span of a point-to-point call with peer `peer` (as the caller gave it) ends. */

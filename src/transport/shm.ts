@@ -326,11 +326,8 @@ export class ShmTransport implements Transport, DoorbellClient {
         `shared memory: rank ${this.opts.rank} expected ${this.address.slots} ranks on host ${this.opts.host} with shared memory, the job's table has ${local.length} (${local.join(", ")})`,
       );
     }
-    // The count of sleeping ranks lives in the first rank's segment; only a crowded host needs it.
-    const crowdIn = (seg: ArrayBuffer) => {
-      if (local.length > this.opts.policy.cores) this.door.crowd = new Crowd(seg, SLEEPERS_AT, local.length);
-    };
-    if (me === 0) crowdIn(this.segment);
+    /** The segment of the host's first rank, where its count of sleeping ranks lives. */
+    let first = this.segment;
     for (const [slot, peer] of local.entries()) {
       if (peer === this.opts.rank) continue;
       const a = table[peer]!.shm as ShmAddress;
@@ -342,11 +339,13 @@ export class ShmTransport implements Transport, DoorbellClient {
       }
       // The last rank to map a segment removes its name: the mappings keep the memory.
       if (Atomics.add(new Int32Array(seg, 0, 1), ATTACHED, 1) + 1 === a.slots - 1) this.addon.unlink(a.name);
-      if (slot === 0) crowdIn(seg);
+      if (slot === 0) first = seg;
       const peerBell = new Bell(this.addon, seg, DOORBELL_AT);
       this.outs.set(peer, new Outbox(new Ring(seg, ringAt(a.capacity, me), a.capacity, "producer"), peerBell));
       this.ins.push(new Inbox(new Ring(this.segment, ringAt(this.address.capacity, slot), this.address.capacity, "consumer"), peerBell, peer, this.handlers));
     }
+    // Only a host with more ranks than cores needs the count (see Crowd).
+    if (local.length > this.opts.policy.cores) this.door.crowd = new Crowd(first, SLEEPERS_AT, local.length);
   }
 
   reaches(dest: number): boolean {
