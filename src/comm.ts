@@ -8,7 +8,7 @@ import * as coll from "./collectives.js";
 import { ANY_SOURCE, ANY_TAG, PROC_NULL, TAG_UB } from "./constants.js";
 import { MpiError } from "./errors.js";
 import { checkOp, type Op } from "./op.js";
-import { began, ended, observed } from "./instrument.js";
+import { began, ended, marked, observed } from "./instrument.js";
 import type { Incoming, PointToPoint, SpanOf } from "./p2p.js";
 import { NONE } from "./trace.js";
 import { SENT } from "./transport/index.js";
@@ -185,43 +185,48 @@ export class Communicator {
     // Not an async function: a send that completes at once returns the engine's own resolved
     // promise instead of wrapping it in another (a visible share of an 8-byte message).
     const t0 = observed ? began("send") : 0;
+    const mark = observed ? marked() : -1;
     let sent: Promise<void>;
     try {
-      sent = this.startSend("send", data, dest, tag);
+      sent = this.startSend("send", data, dest, tag, t0);
     } catch (e) {
       sent = Promise.reject(e);
     }
-    if (observed) this.sendEnded(sent, dest, tag, t0);
+    if (observed) this.sendEnded(sent, dest, tag, t0, mark);
     return sent;
   }
 
   /** For --report and --trace: a send's span ends now, or when its receiver has the bytes. */
-  private sendEnded(sent: Promise<void>, dest: unknown, tag: unknown, t0: number): void {
+  private sendEnded(sent: Promise<void>, dest: unknown, tag: unknown, t0: number, mark: number): void {
     const t = typeof tag === "number" ? tag : 0;
     // A send that completed at once (nearly all) ends here, with no closure made for it.
-    if (sent === SENT) return this.spanEnded("send", dest, t, t0);
-    const end = () => this.spanEnded("send", dest, t, t0);
+    if (sent === SENT) return this.spanEnded("send", dest, t, t0, mark);
+    const end = () => this.spanEnded("send", dest, t, t0, mark);
     void sent.then(end, end);
   }
 
-  /** For --report and --trace: the span of a point-to-point call with peer `peer` (as the caller gave it) ends. */
-  private spanEnded(call: string, peer: unknown, tag: number, t0: number): void {
+  /**
+   * For --report and --trace: the span of a point-to-point call with peer `peer` (as the caller
+   * gave it) ends. `mark`: see `marked`.
+   */
+  private spanEnded(call: string, peer: unknown, tag: number, t0: number, mark = -1): void {
     const p = typeof peer === "number" ? peer : NONE;
-    ended(call, p, p >= 0 ? (this.group[p] ?? p) : p, tag, this.contextId, t0);
+    ended(call, p, p >= 0 ? (this.group[p] ?? p) : p, tag, this.contextId, t0, mark);
   }
 
   /**
    * @internal A send that throws at once what can be known at once (arguments, a value that
-   * cannot be encoded), for callers that must not post anything else when it fails.
+   * cannot be encoded), for callers that must not post anything else when it fails. `at`: when
+   * the timed call began, for the trace's record of its message (see PointToPoint.send).
    */
-  startSend(call: string, data: unknown, dest: number, tag: number): Promise<void> {
+  startSend(call: string, data: unknown, dest: number, tag: number, at = -1): Promise<void> {
     this.live(call);
     this.checkRank(call, "dest", dest, false);
     this.checkTag(call, tag, false);
     if (dest === PROC_NULL) return SENT;
     let sent: Promise<void>;
     try {
-      sent = this.p2p.send(this.ptpCtx, this.group[dest]!, tag, data);
+      sent = this.p2p.send(this.ptpCtx, this.group[dest]!, tag, data, 0, at);
     } catch (e) {
       throw this.wrap(call, e);
     }

@@ -13,7 +13,8 @@ import { NONE, trace } from "./trace.js";
 export interface CallObserver {
   /** Only observers that need the beginning have it (the report: what is pending). */
   begin?(call: string): void;
-  end(call: string, peer: number, world: number, tag: number, ctx: number, t0: number, t1: number): void;
+  /** `mark`: the trace's record count when a point-to-point call began (−1: none; see Trace.end). */
+  end(call: string, peer: number, world: number, tag: number, ctx: number, t0: number, t1: number, mark?: number): void;
 }
 
 /** Which argument of a call is its peer or root, and which its tag, with their defaults. */
@@ -58,11 +59,19 @@ export function began(call: string): number {
   return t0;
 }
 
-/** The call begun at `t0` ends now (`peer`, `tag`: NONE when the call has none). */
-export function ended(call: string, peer: number, world: number, tag: number, ctx: number, t0: number): void {
-  const t1 = performance.now();
-  for (let i = 0; i < observers.length; i++) observers[i]!.end(call, peer, world, tag, ctx, t0, t1);
+/**
+ * The call begun at `t0` ends at `t1` (`peer`, `tag`: NONE when the call has none). `mark`: see
+ * `marked`.
+ */
+export function ended(call: string, peer: number, world: number, tag: number, ctx: number, t0: number, mark = -1, t1 = performance.now()): void {
+  for (let i = 0; i < observers.length; i++) observers[i]!.end(call, peer, world, tag, ctx, t0, t1, mark);
 }
+
+/**
+ * For a point-to-point call, read before its message is recorded: the trace then keeps the call
+ * and its message as one record (see Trace.end). −1 when there is no trace.
+ */
+export const marked = (): number => (trace ? trace.records : -1);
 
 /** Argument `i` of a call's five. */
 const pick = (i: number, a: unknown, b: unknown, c: unknown, d: unknown, e: unknown) => (i === 0 ? a : i === 1 ? b : i === 2 ? c : i === 3 ? d : e);

@@ -11,7 +11,8 @@ import { MAX_MESSAGE_BYTES, STRAY_LIMIT_BYTES, sizeText } from "./limits.js";
 import { Matcher, type Incoming, type Waiter } from "./matching.js";
 import { KIND_ACK, KIND_FIN, KIND_FIN_ACK, MAX_INLINE_FRAMES, peekEnvelope, readMessage, writeHeader, type Envelope } from "./protocol.js";
 import { SENT, type Transport } from "./transport/index.js";
-import { ended } from "./instrument.js";
+import { performance } from "node:perf_hooks";
+import { ended, marked } from "./instrument.js";
 import { awaitedAt } from "./where.js";
 import { activity } from "./report.js";
 import { trace } from "./trace.js";
@@ -53,8 +54,8 @@ class Pending<T> implements Waiter {
   }
 
   resolve(m: Incoming): void {
-    if (trace && this.call === "recv") taken(m, this.into);
-    if (this.span) endSpan(this.span, this.ctx, this.src, this.tag);
+    if (this.span) takenBy(this.span, m, this.into, this.ctx, this.src, this.tag);
+    else if (trace && this.call === "recv") taken(m, this.into);
     this.transport?.release();
     let v: T;
     try {
@@ -118,14 +119,25 @@ function endSpan(s: SpanOf, ctx: number, src: number, tag: number): void {
   ended(s.name, s.peer, src, tag, ctx >> 1, s.t0);
 }
 
+/**
+ * A timed receive takes `m` now: the trace records the message, then the call, which becomes one
+ * record with it (see Trace.end), at one reading of the clock.
+ */
+function takenBy(s: SpanOf, m: Incoming, into: ArrayBufferView | undefined, ctx: number, src: number, tag: number): void {
+  const t1 = performance.now();
+  const mark = marked();
+  if (trace) taken(m, into, t1);
+  ended(s.name, s.peer, src, tag, ctx >> 1, s.t0, mark, t1);
+}
+
 const tooLarge = (bytes: number) =>
   new MpiError(`a message of ${sizeText(bytes)} is above the limit of ${sizeText(MAX_MESSAGE_BYTES)} (TSMPI_MAX_MESSAGE; the default is half of this machine's memory): send it in parts`);
 
 /** For --trace: a receive takes `m` now. */
-function taken(m: Incoming, into: ArrayBufferView | undefined): void {
+function taken(m: Incoming, into: ArrayBufferView | undefined, at = performance.now()): void {
   if (m.flow === undefined) return;
   const bytes = m.landed !== undefined ? m.landed * ((into as { BYTES_PER_ELEMENT?: number } | undefined)?.BYTES_PER_ELEMENT ?? 1) : payloadBytes(m.frames);
-  trace!.taken(m.flow, m.src, m.ctx, m.tag, bytes);
+  trace!.taken(m.flow, m.src, m.ctx, m.tag, bytes, at);
 }
 
 /** `finish(m)` as a promise: resolved, or rejected if it throws. */
@@ -347,8 +359,9 @@ export class PointToPoint {
   /**
    * Throws MpiError when `value` cannot be encoded. A typed array or other binary value skips the
    * encoder: it is the common case of numerical codes, and each object made here shows at 8 bytes.
+   * `at`: for --trace, when the timed call that sends began (−1: read the clock; see Trace.sent).
    */
-  send(ctx: number, dest: number, tag: number, value: unknown, sig = 0): Promise<void> {
+  send(ctx: number, dest: number, tag: number, value: unknown, sig = 0, at = -1): Promise<void> {
     // A rank that has finalized or exited reads nothing more: the message would be lost, and a
     // large one would wait forever for its acknowledgement.
     const gone = this.gone.size > 0 ? this.gone.get(dest) : undefined;
@@ -358,7 +371,7 @@ export class PointToPoint {
       const bytes = bytesOf(value as ArrayBufferView);
       if (bytes.byteLength > MAX_MESSAGE_BYTES) throw tooLarge(bytes.byteLength);
       if (activity) this.count(dest, bytes.byteLength);
-      if (trace) trace.sent(dest, ctx, tag, bytes.byteLength);
+      if (trace) trace.sent(dest, ctx, tag, bytes.byteLength, at);
       // A collective's signature rides above the type code (see collectives.signature).
       const meta = code + sig * 256;
       if (dest === this.rank) {
@@ -371,7 +384,7 @@ export class PointToPoint {
     const size = payloadBytes(enc.frames);
     if (size > MAX_MESSAGE_BYTES) throw tooLarge(size);
     if (activity) this.count(dest, size);
-    if (trace) trace.sent(dest, ctx, tag, size);
+    if (trace) trace.sent(dest, ctx, tag, size, at);
     const env: Envelope = { kind: enc.kind, ctx, src: this.rank, tag, meta: enc.meta + sig * 256 };
     if (dest !== this.rank) return this.transmit(dest, env, enc.frames, enc.borrowedFrom);
     // Own the bytes now: the caller may overwrite its arrays as soon as send resolves.
@@ -471,8 +484,8 @@ export class PointToPoint {
   receive<T>(ctx: number, src: number, tag: number, group: readonly number[], into: ArrayBufferView | undefined, finish: (m: Incoming) => T, span: SpanOf | null = null): Promise<T> {
     const m = this.matcher.take(ctx, src, tag);
     if (m) {
-      if (trace) taken(m, into);
-      if (span) endSpan(span, ctx, src, tag);
+      if (span) takenBy(span, m, into, ctx, src, tag);
+      else if (trace) taken(m, into);
       return settled(finish, m);
     }
     return this.wait(ctx, src, tag, group, "recv", into, finish, span);

@@ -52,6 +52,48 @@ describe("a rank's trace", () => {
     }
   });
 
+  it("a send or receive and its one message are one record: the message stays with its own call", () => {
+    const t = new Trace(100);
+    t.start(0, 4);
+    let mark = t.records;
+    t.sent(3, 0, 5, 64, 1);
+    t.end("send", 3, 3, 5, 0, 0, 10, mark);
+    // A shorter send to the same rank and tag around the same time, without a message: binding
+    // by time alone would hand it the message above.
+    t.span("send", 3, 3, 5, 0, 0.5, 1.5);
+    mark = t.records;
+    t.taken(t.arrived(2), 2, 0, 7, 16, 12);
+    t.end("recvInto", 2, 2, 7, 0, 11, 12, mark);
+    const { part, spans } = spansOf(t);
+    const long = spans.find((s) => s.name === "send" && s.dur === 10_000)!;
+    const short = spans.find((s) => s.name === "send" && s.dur === 1000)!;
+    const recv = spans.find((s) => s.name === "recvInto")!;
+    expect(long.args).toMatchObject({ dest: 3, tag: 5, bytesSent: 64 });
+    expect(short.args!.bytesSent).toBeUndefined();
+    expect(recv.args).toMatchObject({ source: 2, tag: 7, bytesReceived: 16 });
+    // Each arrow inside its own call: kind, µs, lane, id.
+    expect(part.flows.length).toBe(8);
+    const [k0, at0, lane0] = part.flows, [k1, at1, lane1] = part.flows.slice(4);
+    expect([k0, lane0]).toEqual([1, long.tid]);
+    expect(at0).toBeGreaterThan(long.ts!);
+    expect(at0).toBeLessThan(long.ts! + long.dur!);
+    expect([k1, lane1]).toEqual([2, recv.tid]);
+    expect(at1).toBeGreaterThan(recv.ts!);
+    expect(at1).toBeLessThan(recv.ts! + recv.dur!);
+  });
+
+  it("a call whose message is not the latest record still gets it, by binding", () => {
+    const t = new Trace(100);
+    t.start(0, 4);
+    const mark = t.records;
+    t.sent(3, 0, 5, 64, 2);
+    t.sent(1, 2, 0, 8, 3); // a message of another call (a collective's, say) in between
+    t.end("send", 3, 3, 5, 0, 1, 4, mark);
+    const { spans } = spansOf(t);
+    expect(spans.find((s) => s.name === "send")!.args).toMatchObject({ dest: 3, bytesSent: 64 });
+    expect(spans.find((s) => s.name === "send (internal)")!.args).toMatchObject({ bytesSent: 8 });
+  });
+
   it("the n-th message between two ranks has the same id at both ends, and ids differ between pairs", () => {
     const a = new Trace(100);
     a.start(0, 3);
