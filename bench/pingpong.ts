@@ -12,9 +12,16 @@ import { CLI as cli, has, lastJson, pythonWith, REFERENCE_ENV as env, ROOT as ro
 const RUNS = 3;
 type Row = Record<string, number> & { bytes: number };
 
+/** Per run of tsmpi over shared memory: one-way µs of its first messages, per block (see pingpong-ranks.ts). */
+const firsts: number[][] = [];
+
 /** Per size and key, the lowest time over RUNS runs of a command printing `{rows: Row[]}`. */
 function bestRows(cmd: string, args: string[]): Row[] {
-  const runs = Array.from({ length: RUNS }, () => (lastJson(cmd, args) as unknown as { rows: Row[] }).rows);
+  const runs = Array.from({ length: RUNS }, () => {
+    const out = lastJson(cmd, args) as unknown as { rows: Row[]; first?: number[]; transport?: string };
+    if (out.first && out.transport === "shm") firsts.push(out.first);
+    return out.rows;
+  });
   return runs[0]!.map((row, i) => {
     const best: Row = { bytes: row.bytes };
     for (const k of Object.keys(row)) if (k !== "bytes") best[k] = Math.min(...runs.map((r) => r[i]![k]!));
@@ -55,6 +62,11 @@ const ratio = (name: string, bytes: number, inverse = false) => {
 };
 console.log(`8 B one-way: ${t8.toFixed(2)} µs (target ≤ 1.5) ${t8 <= 1.5 ? "PASS" : "MISS"}${ratio("Open MPI (C)", 8)}${ratio("mpi4py buffers", 8)} (tsmpi time / theirs)`);
 console.log(`4 MiB: ${gbps.toFixed(1)} GB/s (target ≥ 8) ${gbps >= 8 ? "PASS" : "MISS"}${ratio("Open MPI (C)", big, true)}${ratio("mpi4py buffers", big, true)} (tsmpi bandwidth / theirs)`);
+if (firsts.length > 0) {
+  const block = (k: number) => Math.min(...firsts.map((f) => f[k]!));
+  const blocks = firsts[0]!.map((_, k) => block(k).toFixed(1)).join(", ");
+  console.log(`a job's first round trips, 2 KiB, shared memory (V8 has not optimized the message path yet): ${blocks} µs one-way per 1000 (best of ${firsts.length}); once warm: ${at(columns[0]!, 4096).toFixed(2)} µs at 4 KiB`);
+}
 // The other way to move a large message: one copy straight out of the sender's memory with
 // process_vm_readv (what Open MPI's smsc/cma does), measured in C beside a plain memcpy.
 let cma: Record<string, number | string> | undefined;
@@ -68,4 +80,4 @@ if (has("cc")) {
       : `4 MiB by process_vm_readv (one copy, C): ${cma.processVmReadvGBps} GB/s; memcpy within a process: ${cma.memcpyGBps} GB/s; tsmpi's ring (two pipelined copies): ${gbps.toFixed(1)} GB/s`,
   );
 } else console.log("(process_vm_readv measurement skipped: no C compiler)");
-console.log(JSON.stringify({ bench: "pingpong", cma, columns: columns.map((c) => ({ name: c.name, micros: c.rows.map((r) => [r.bytes, r[c.key]]) })) }));
+console.log(JSON.stringify({ bench: "pingpong", cma, first: firsts, columns: columns.map((c) => ({ name: c.name, micros: c.rows.map((r) => [r.bytes, r[c.key]]) })) }));
