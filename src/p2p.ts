@@ -4,6 +4,7 @@
  * a message to itself straight to the matcher, and turns arriving messages into completed
  * receives. Communicators add rank translation, validation and contexts on top.
  */
+import { performance } from "node:perf_hooks";
 import { ANY_SOURCE } from "./constants.js";
 import type { GoneHow } from "./control.js";
 import { MpiError, RankFailedError } from "./errors.js";
@@ -11,7 +12,6 @@ import { MAX_MESSAGE_BYTES, STRAY_LIMIT_BYTES, sizeText } from "./limits.js";
 import { Matcher, type Incoming, type Waiter } from "./matching.js";
 import { KIND_ACK, KIND_FIN, KIND_FIN_ACK, MAX_INLINE_FRAMES, peekEnvelope, readMessage, writeHeader, type Envelope } from "./protocol.js";
 import { SENT, type Transport } from "./transport/index.js";
-import { performance } from "node:perf_hooks";
 import { ended, marked } from "./instrument.js";
 import { awaitedAt } from "./where.js";
 import { activity } from "./report.js";

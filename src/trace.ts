@@ -112,7 +112,7 @@ export class Trace {
     this.outSeq = new Float64Array(size);
     this.inSeq = new Float64Array(size);
     this.pairScale = 2 ** (53 - Math.ceil(Math.log2(Math.max(2, size * size))));
-    // Room for a short job's records at once (3.5 MiB): growing copies every array, and new
+    // Room for a short job's records at once (3.3 MiB): growing copies every array, and new
     // arrays early in a job cost collections while the job is timing itself.
     this.grow(Math.min(this.cap, INITIAL_RECORDS));
   }
@@ -172,21 +172,18 @@ export class Trace {
     const i = this.last;
     const k = call === "send" ? OUT : IN;
     if (mark < 0 || this.records !== mark + 1 || this.kind[i] !== k) return this.span(call, peer, world, tag, ctx, t0, t1);
-    this.kind[i] = k === OUT ? OUT_CALL : IN_CALL;
     this.bytes[i] = this.t1[i]!;
-    this.t0[i] = t0;
-    this.t1[i] = t1;
-    this.name[i] = this.nameId(call);
-    this.peer[i] = peer;
-    this.world[i] = world;
-    this.tag[i] = tag;
-    this.ctx[i] = ctx;
+    this.call(i, k === OUT ? OUT_CALL : IN_CALL, call, peer, world, tag, ctx, t0, t1);
   }
 
   /** A call that ran from `t0` to `t1` (performance.now() ms); `peer`/`tag` NONE: the call has none. */
   span(name: string, peer: number, world: number, tag: number, ctx: number, t0: number, t1: number): void {
-    const i = this.slot();
-    this.kind[i] = SPAN;
+    this.call(this.slot(), SPAN, name, peer, world, tag, ctx, t0, t1);
+  }
+
+  /** Record `i` holds a call (SPAN, OUT_CALL or IN_CALL). */
+  private call(i: number, kind: number, name: string, peer: number, world: number, tag: number, ctx: number, t0: number, t1: number): void {
+    this.kind[i] = kind;
     this.t0[i] = t0;
     this.t1[i] = t1;
     this.name[i] = this.nameId(name);
