@@ -4,7 +4,7 @@
  * the large-message acknowledgement and the FIN handshake. A transport only moves the frames.
  */
 import { MpiError } from "./errors.js";
-import { BINARY_TYPE_COUNT, Kind } from "./wire.js";
+import { BINARY_TYPE_COUNT, Kind, readU32, writeU32 } from "./wire.js";
 
 /** What a message carries besides its payload frames. */
 export interface Envelope {
@@ -41,19 +41,21 @@ const HEADER_BYTES = 24;
 
 /** `inlineBytes`: the inline frames' total size (the caller has it already). */
 export function writeHeader(env: Envelope, ackId: number, inline: readonly Buffer[] = [], inlineBytes = 0): Buffer {
-  const h = Buffer.allocUnsafe(HEADER_BYTES + 4 * inline.length + inlineBytes);
-  h.writeUInt8(env.kind, 0);
-  h.writeUInt8(0, 1);
-  h.writeUInt16LE(inline.length, 2);
-  h.writeUInt32LE(env.ctx, 4);
-  h.writeUInt32LE(env.src, 8);
-  h.writeUInt32LE(env.tag, 12);
-  h.writeUInt32LE(env.meta, 16);
-  h.writeUInt32LE(ackId, 20);
-  let at = HEADER_BYTES + 4 * inline.length;
-  for (let i = 0; i < inline.length; i++) {
+  const n = inline.length;
+  const h = Buffer.allocUnsafe(HEADER_BYTES + 4 * n + inlineBytes);
+  h[0] = env.kind;
+  h[1] = 0;
+  h[2] = n;
+  h[3] = n >>> 8;
+  writeU32(h, 4, env.ctx);
+  writeU32(h, 8, env.src);
+  writeU32(h, 12, env.tag);
+  writeU32(h, 16, env.meta);
+  writeU32(h, 20, ackId);
+  let at = HEADER_BYTES + 4 * n;
+  for (let i = 0; i < n; i++) {
     const f = inline[i]!;
-    h.writeUInt32LE(f.byteLength, HEADER_BYTES + 4 * i);
+    writeU32(h, HEADER_BYTES + 4 * i, f.byteLength);
     h.set(f, at);
     at += f.byteLength;
   }
@@ -79,7 +81,7 @@ const DATA_KINDS = 2;
 export function readMessage(msg: Buffer[], size: number, from?: number): Received {
   const h = msg[0];
   if (!h || h.byteLength < HEADER_BYTES) throw new MpiError(`a header of ${h?.byteLength ?? 0} bytes (at least ${HEADER_BYTES})`);
-  const n = h.readUInt16LE(2);
+  const n = h[2]! | (h[3]! << 8);
   let frames: Buffer[];
   if (n === 0) frames = msg.length === 1 ? [] : msg.slice(1);
   else {
@@ -87,14 +89,14 @@ export function readMessage(msg: Buffer[], size: number, from?: number): Receive
     let at = HEADER_BYTES + 4 * n;
     if (at > h.byteLength) throw new MpiError(`${n} inline frames in a header of ${h.byteLength} bytes`);
     for (let i = 0; i < n; i++) {
-      const len = h.readUInt32LE(HEADER_BYTES + 4 * i);
+      const len = readU32(h, HEADER_BYTES + 4 * i);
       if (at + len > h.byteLength) throw new MpiError(`inline frames longer than their header (${h.byteLength} bytes)`);
       frames.push(h.subarray(at, at + len));
       at += len;
     }
     if (at !== h.byteLength) throw new MpiError(`inline frames of ${at} bytes in a header of ${h.byteLength}`);
   }
-  const m: Received = { kind: h[0]!, ctx: h.readUInt32LE(4), src: h.readUInt32LE(8), tag: h.readUInt32LE(12), meta: h.readUInt32LE(16), ackId: h.readUInt32LE(20), frames };
+  const m: Received = { kind: h[0]!, ctx: readU32(h, 4), src: readU32(h, 8), tag: readU32(h, 12), meta: readU32(h, 16), ackId: readU32(h, 20), frames };
   if (m.src >= size) throw new MpiError(`source rank ${m.src} in a job of ${size}`);
   if (from !== undefined && m.src !== from) throw new MpiError(`source rank ${m.src} on the link from rank ${from}`);
   if (m.kind >= DATA_KINDS && m.kind !== KIND_ACK && m.kind !== KIND_FIN && m.kind !== KIND_FIN_ACK) throw new MpiError(`unknown kind ${m.kind}`);
@@ -110,6 +112,6 @@ export function readMessage(msg: Buffer[], size: number, from?: number): Receive
  * its own (not inline) and no acknowledgement is asked for.
  */
 export function peekEnvelope(h: Buffer): Envelope | undefined {
-  if (h.byteLength !== HEADER_BYTES || h.readUInt32LE(20) !== 0) return undefined;
-  return { kind: h[0]!, ctx: h.readUInt32LE(4), src: h.readUInt32LE(8), tag: h.readUInt32LE(12), meta: h.readUInt32LE(16) };
+  if (h.byteLength !== HEADER_BYTES || readU32(h, 20) !== 0) return undefined;
+  return { kind: h[0]!, ctx: readU32(h, 4), src: readU32(h, 8), tag: readU32(h, 12), meta: readU32(h, 16) };
 }

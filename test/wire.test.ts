@@ -1,7 +1,7 @@
 // The wire format on its own: values to frames and back, as a receiver would see them.
 import { describe, expect, it } from "vitest";
 import { pack, unpack } from "msgpackr";
-import { decode, decodeInto, encode, Kind } from "../src/wire.js";
+import { decode, decodeInto, encode, Kind, readU32, writeU32 } from "../src/wire.js";
 import { MpiError, TruncateError } from "../src/errors.js";
 
 /** What the receiving side gets: frames copied into fresh buffers, as zeromq delivers them. */
@@ -69,6 +69,20 @@ describe("wire format", () => {
     expect(() => encode({ p: Promise.resolve(1) })).toThrow("a Promise cannot be sent");
     // Someone else's msgpackr still packs them, without an error (they unpack as undefined).
     expect(unpack(pack({ w: new WeakMap() }))).toEqual({ w: undefined });
+  });
+
+  it("reads and writes little-endian u32s as Buffer does, at any offset, over the whole range", () => {
+    const values = [0, 1, 0xff, 0x100, 0xffff, 0x10000, 0x7fffffff, 0x80000000, 0xfffffffe, 0xffffffff, 123456789];
+    for (const at of [0, 1, 2, 3, 5]) {
+      for (const v of values) {
+        const ours = Buffer.alloc(12, 0xaa);
+        writeU32(ours, at, v);
+        const theirs = Buffer.alloc(12, 0xaa);
+        theirs.writeUInt32LE(v, at);
+        expect(ours).toEqual(theirs); // the bytes around are left alone
+        expect(readU32(theirs, at)).toBe(v);
+      }
+    }
   });
 
   it("receives into a typed array, and reports truncation", () => {

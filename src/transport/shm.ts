@@ -16,6 +16,7 @@
 import { basename } from "node:path";
 import { MpiError } from "../errors.js";
 import { MAX_MESSAGE_BYTES, sizeText } from "../limits.js";
+import { readU32, writeU32 } from "../wire.js";
 import { Bell, Crowd, Doorbell, DOORBELL_BYTES, type DoorbellClient, type SpinPolicy } from "./doorbell.js";
 import { SENT, type PeerAddress, type Transport, type TransportHandlers } from "./index.js";
 import type { ShmAddon } from "./native.js";
@@ -59,8 +60,8 @@ export function segmentPrefix(jobDir: string): string {
 
 /** Writes a message's frame count and lengths into `prefix` (4 + 4 · frames bytes) and returns it. */
 function writePrefix(prefix: Buffer, frames: readonly Buffer[]): Buffer {
-  prefix.writeUInt32LE(frames.length, 0);
-  for (let i = 0; i < frames.length; i++) prefix.writeUInt32LE(frames[i]!.byteLength, 4 + 4 * i);
+  writeU32(prefix, 0, frames.length);
+  for (let i = 0; i < frames.length; i++) writeU32(prefix, 4 + 4 * i, frames[i]!.byteLength);
   return prefix;
 }
 
@@ -179,14 +180,14 @@ class Inbox {
         if (this.got < this.buf.byteLength) return delivered;
       }
       if (this.stage === COUNT) {
-        this.count = this.countBuf.readUInt32LE(0);
+        this.count = readU32(this.countBuf, 0);
         if (this.count > MAX_FRAMES) return this.broken(`a message of ${this.count} frames`), delivered;
         if (this.lengths.byteLength < 4 * this.count) this.lengths = Buffer.alloc(4 * this.count);
         this.stage = LENGTHS;
         this.next(this.lengths.subarray(0, 4 * this.count));
       } else if (this.stage === LENGTHS) {
         let bytes = 0;
-        for (let i = 0; i < this.count; i++) bytes += this.lengths.readUInt32LE(4 * i);
+        for (let i = 0; i < this.count; i++) bytes += readU32(this.lengths, 4 * i);
         if (bytes > MAX_MESSAGE_BYTES) return this.broken(`a message of ${sizeText(bytes)}, above the limit of ${sizeText(MAX_MESSAGE_BYTES)} (TSMPI_MAX_MESSAGE)`), delivered;
         this.frames = [];
         this.stage = BODY;
@@ -219,7 +220,7 @@ class Inbox {
     if (count > 16 || avail < total) return false;
     for (let i = 0; i < count; i++) {
       const len = ring.peekU32(4 + 4 * i);
-      this.lengths.writeUInt32LE(len, 4 * i);
+      writeU32(this.lengths, 4 * i, len);
       total += len;
     }
     if (avail < total) return false;
@@ -245,7 +246,7 @@ class Inbox {
    */
   private frameBuffer(i: number): Buffer {
     if (i >= this.count) return EMPTY; // a message of no frames: deliver it as it is
-    const len = this.lengths.readUInt32LE(4 * i);
+    const len = readU32(this.lengths, 4 * i);
     const target = i === 1 && this.count === 2 ? this.handlers.landing?.(this.src, this.frames[0]!, len) : undefined;
     const b = target ? Buffer.from(target.buffer, target.byteOffset, len) : Buffer.allocUnsafe(len);
     this.frames.push(b);
