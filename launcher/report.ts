@@ -25,18 +25,18 @@ const peerName = (call: string, peer: number) => (peer === -1 ? call : peer === 
 
 /** The report as text: one row per rank, then the slowest calls and the verdict. */
 export function formatTable(reports: readonly RankReport[], size: number): string {
-  const rows = [["rank", "host", "wall s", "wait s", "wait %", "sent", "bytes sent", "received", "bytes recv", "top peer (bytes sent)"]];
+  const rows = [["rank", "host", "wall s", "wait s", "wait %", "sleeps", "sent", "bytes sent", "received", "bytes recv", "top peer (bytes sent)"]];
   for (const r of reports) {
     const peer = r.topPeers[0];
     rows.push([
       String(r.rank), r.host, r.wallSeconds.toFixed(3), r.waitSeconds.toFixed(3),
       r.wallSeconds > 0 ? ((100 * r.waitSeconds) / r.wallSeconds).toFixed(0) : "0",
-      String(r.messagesSent), bytes(r.bytesSent), String(r.messagesReceived), bytes(r.bytesReceived),
+      String(r.sleeps), String(r.messagesSent), bytes(r.bytesSent), String(r.messagesReceived), bytes(r.bytesReceived),
       peer ? `${peer[0]} (${bytes(peer[2])})` : "-",
     ]);
   }
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((row) => row[c]!.length)));
-  const lines = rows.map((row) => row.map((cell, c) => (c <= 1 || c === 9 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join("  ").trimEnd());
+  const lines = rows.map((row) => row.map((cell, c) => (c <= 1 || c === 10 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join("  ").trimEnd());
   const slowest = reports
     .flatMap((r) => r.slowest.map((s) => ({ ...s, rank: r.rank })))
     .sort((a, b) => b.seconds - a.seconds)

@@ -18,6 +18,13 @@ export interface RankReport {
    * (a halo exchange overlapped with the interior) does not count as waiting.
    */
   waitSeconds: number;
+  /**
+   * Times a wait of this rank went to sleep in the kernel (shared memory; 0 over ZeroMQ, whose
+   * waits are the event loop's). Waking costs tens of µs: with more ranks than cores, a run that
+   * sleeps more is a slower run (heat on 4 ranks on 2 cores: ~500 sleeps in all at 1000 M
+   * cell updates/s, ~2000 at 700 M).
+   */
+  sleeps: number;
   messagesSent: number;
   messagesReceived: number;
   bytesSent: number;
@@ -66,12 +73,14 @@ export class Activity {
   private depth = 0;
   private idleSeen = 0;
   private waited = 0;
-  /** ms the transport has waited on the JS thread (set once it is open). */
+  /** ms the transport has waited on the JS thread, and how often it slept (set once it is open). */
   private transportWaited: () => number = () => 0;
+  private transportSleeps: () => number = () => 0;
 
-  /** Where to read how long the transport has waited on the JS thread. */
-  countWaits(waited: () => number): void {
+  /** Where to read how long the transport has waited on the JS thread, and how often it slept. */
+  countWaits(waited: () => number, sleeps: () => number): void {
     this.transportWaited = waited;
+    this.transportSleeps = sleeps;
   }
 
   /** ms this rank has been idle so far: in the event loop, or in the transport's waits. */
@@ -145,6 +154,7 @@ export class Activity {
       host,
       wallSeconds: (now - this.started) / 1000,
       waitSeconds: this.waited / 1000,
+      sleeps: this.transportSleeps(),
       messagesSent: this.messagesSent,
       messagesReceived: this.messagesReceived,
       bytesSent: this.bytesSent,

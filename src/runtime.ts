@@ -62,7 +62,7 @@ async function start(): Promise<RankState> {
       );
       p2p.attach(transport);
       const router = transport;
-      activity?.countWaits(() => router.waitedMs());
+      activity?.countWaits(() => router.waitedMs(), () => router.sleeps());
     }
     const table = await control.rendezvous({ t: "hello", rank, address: transport ? { host, ...transport.address } : null });
     transport?.setPeers(table.map((a, r) => a ?? { host: `missing-${r}` }));

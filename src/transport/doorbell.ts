@@ -153,6 +153,12 @@ export class Doorbell {
   private waitingSince = -1;
   /** µs the current stretch of waiting has slept on the JS thread. */
   private blocked = 0;
+  /**
+   * Times a wait went to sleep in the kernel (on the JS thread or in the waiter thread), for
+   * --report: each ends with a wake-up that costs tens of µs, so with more ranks than cores a
+   * job's speed follows this count.
+   */
+  sleeps = 0;
 
   constructor(
     private readonly addon: ShmAddon,
@@ -249,6 +255,7 @@ export class Doorbell {
         const seen = Atomics.load(this.words, COUNT);
         if (seen === this.seen && this.client.active()) {
           this.crowd?.asleep();
+          this.sleeps++;
           if (this.blocked >= this.policy.blockMicros) {
             // A long wait: the waiter thread sleeps for it, and the event loop is free meanwhile.
             this.wakeUp = this.woken;

@@ -85,6 +85,8 @@ export interface Transport {
    * are not in it: Node counts those (performance.eventLoopUtilization).
    */
   waitedMs?(): number;
+  /** Optional, for a transport whose waits sleep in the kernel: how many times they did (see Doorbell.sleeps). */
+  sleeps?(): number;
   /** Closes the transport; call after the protocol has flushed what matters. */
   close(): void;
 }
@@ -209,6 +211,12 @@ export class Router implements Transport {
     let ms = 0;
     for (const { transport } of this.transports) ms += transport.waitedMs?.() ?? 0;
     return ms;
+  }
+
+  sleeps(): number {
+    let n = 0;
+    for (const { transport } of this.transports) n += transport.sleeps?.() ?? 0;
+    return n;
   }
 
   close(): void {

@@ -399,6 +399,10 @@ export class ShmTransport implements Transport, DoorbellClient {
     return this.door.waitedMs;
   }
 
+  sleeps(): number {
+    return this.door.sleeps;
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
