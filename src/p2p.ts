@@ -54,8 +54,7 @@ class Pending<T> implements Waiter {
   }
 
   resolve(m: Incoming): void {
-    if (this.span) takenBy(this.span, m, this.into, this.ctx, this.src, this.tag);
-    else if (trace && this.call === "recv") taken(m, this.into);
+    if ((this.span || trace) && this.call === "recv") received(this.span, m, this.into, this.ctx, this.src, this.tag);
     this.transport?.release();
     let v: T;
     try {
@@ -120,10 +119,12 @@ function endSpan(s: SpanOf, ctx: number, src: number, tag: number): void {
 }
 
 /**
- * A timed receive takes `m` now: the trace records the message, then the call, which becomes one
- * record with it (see Trace.end), at one reading of the clock.
+ * A receive takes `m` now, with --trace or --report (callers check, so that a plain job makes no
+ * call): the trace records the message; a timed receive (`s`) then ends its span, which becomes
+ * one record with the message (see Trace.end), at one reading of the clock.
  */
-function takenBy(s: SpanOf, m: Incoming, into: ArrayBufferView | undefined, ctx: number, src: number, tag: number): void {
+function received(s: SpanOf | null, m: Incoming, into: ArrayBufferView | undefined, ctx: number, src: number, tag: number): void {
+  if (!s) return taken(m, into);
   const t1 = performance.now();
   const mark = marked();
   if (trace) taken(m, into, t1);
@@ -484,8 +485,7 @@ export class PointToPoint {
   receive<T>(ctx: number, src: number, tag: number, group: readonly number[], into: ArrayBufferView | undefined, finish: (m: Incoming) => T, span: SpanOf | null = null): Promise<T> {
     const m = this.matcher.take(ctx, src, tag);
     if (m) {
-      if (span) takenBy(span, m, into, ctx, src, tag);
-      else if (trace) taken(m, into);
+      if (span || trace) received(span, m, into, ctx, src, tag);
       return settled(finish, m);
     }
     return this.wait(ctx, src, tag, group, "recv", into, finish, span);
