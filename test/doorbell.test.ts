@@ -85,4 +85,66 @@ describe("Doorbell and Crowd", () => {
     door.close(); // as the transport's close does, with its rank finalizing
     expect(crowd.awake()).toBe(4);
   });
+
+  /**
+   * A caller that answers every wake-up at once with a new wait and a ring of its own bell (as a
+   * ping-pong partner that replies within µs would): `n` such waits, and how many event-loop turns
+   * (setImmediate callbacks) and timer callbacks ran meanwhile.
+   */
+  async function stream(n: number): Promise<{ turns: number; timers: number }> {
+    const buf = segment();
+    let waiter: (() => void) | null = null;
+    let rung = 0;
+    const door = new Doorbell(shm, buf, 0, policy(2000), {
+      active: () => waiter !== null,
+      progress() {
+        if (rung === 0 || !waiter) return false;
+        rung--;
+        const w = waiter;
+        waiter = null;
+        w();
+        return true;
+      },
+    });
+    const bell = new Bell(shm, buf, 0);
+    let turns = 0;
+    let timers = 0;
+    let streaming = true;
+    const turn = () => {
+      turns++;
+      if (streaming) setImmediate(turn);
+    };
+    setImmediate(turn);
+    const timer = setInterval(() => timers++, 1);
+    try {
+      for (let i = 0; i < n; i++) {
+        const answered = new Promise<void>((resolve) => {
+          waiter = resolve;
+          door.start();
+        });
+        rung++;
+        bell.ring();
+        await answered;
+      }
+    } finally {
+      streaming = false;
+      clearInterval(timer);
+      door.close();
+    }
+    return { turns, timers };
+  }
+
+  it("after a wake-up, goes on polling in the microtask queue once the woken caller has waited again, not after an event-loop turn", async () => {
+    const { turns } = await stream(20000);
+    // One turn per wait before; now one per millisecond or per missed poll.
+    expect(turns).toBeLessThan(5000);
+  });
+
+  it("still gives the event loop a turn while a stream of wake-ups goes on: timers fire meanwhile", async () => {
+    const t0 = performance.now();
+    const { timers } = await stream(200000);
+    const ms = performance.now() - t0;
+    expect(ms).toBeGreaterThan(20); // long enough for a 1 ms timer to come due many times
+    expect(timers).toBeGreaterThan(0);
+  });
 });

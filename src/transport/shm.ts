@@ -358,6 +358,7 @@ export class ShmTransport implements Transport, DoorbellClient {
     const out = this.outs.get(dest);
     if (!out) return Promise.reject(new MpiError(`shared memory: rank ${dest} is not on this host`));
     const n = frames.length;
+    this.door.touch();
     // The common case, a message that fits now: written whole from a reused prefix, no queue entry.
     if (out.queue.length === 0 && n < this.prefixes.length) {
       let total = 4 + 4 * n;
