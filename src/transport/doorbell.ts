@@ -175,6 +175,17 @@ export class Doorbell {
    */
   sleeps = 0;
 
+  /** Calls of start() and touch() so far, and their count when `settle` last looked. */
+  private calls = 0;
+  private callsSeen = 0;
+  /** Microtask turns `settle` has waited, how many of them in a row saw no call, and whether any did. */
+  private ticks = 0;
+  private quiet = 0;
+  private called = false;
+  /** When the loop last gave the event loop a turn (ms), and wake-ups left before `settle` is tried again. */
+  private turnAt = 0;
+  private backoff = 0;
+
   constructor(
     private readonly addon: ShmAddon,
     buffer: ArrayBuffer,
@@ -230,17 +241,6 @@ export class Doorbell {
     this.calls++;
   }
 
-  /** Calls of start() and touch() so far, and their count when `settle` last looked. */
-  private calls = 0;
-  private callsSeen = 0;
-  /** Microtask turns `settle` has waited, how many of them in a row saw no call, and whether any did. */
-  private ticks = 0;
-  private quiet = 0;
-  private called = false;
-  /** When the loop last gave the event loop a turn (ms), and wake-ups left before `settle` is tried again. */
-  private turnAt = 0;
-  private backoff = 0;
-
   /**
    * progress() woke callers: the loop resumes once they have made their next calls. A microtask
    * (settle) if the event loop need not run (only shared memory brings this rank messages, and it
@@ -294,6 +294,7 @@ export class Doorbell {
 
   /** The waiter thread saw the counter move (or was interrupted). */
   private readonly woken = (): void => {
+    this.turnAt = performance.now();
     this.crowd?.woke();
     Atomics.store(this.words, SLEEPING, 0);
     this.run(this.poll());
