@@ -36,7 +36,9 @@ export function formatTable(reports: readonly RankReport[], size: number): strin
     ]);
   }
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((row) => row[c]!.length)));
-  const lines = rows.map((row) => row.map((cell, c) => (c <= 1 || c === 10 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join("  ").trimEnd());
+  // Text to the left (rank, host, and the top peer in the last column), numbers to the right.
+  const last = rows[0]!.length - 1;
+  const lines = rows.map((row) => row.map((cell, c) => (c <= 1 || c === last ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join("  ").trimEnd());
   const slowest = reports
     .flatMap((r) => r.slowest.map((s) => ({ ...s, rank: r.rank })))
     .sort((a, b) => b.seconds - a.seconds)
