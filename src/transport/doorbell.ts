@@ -49,7 +49,9 @@ export interface SpinPolicy {
  * for QUIET_TICKS of them, polls for at most MICRO_SPIN_US there, and gives the event loop a turn
  * at least every TURN_MS whatever happens. A poll there that finds nothing turns this off for the
  * next MICRO_BACKOFF wake-ups: the pattern of calls does not answer that fast. Only while the
- * host's ranks have a core each: with 4 ranks on 2 cores heat ran ~9 % slower with it.
+ * host's ranks have a core each (with 4 ranks on 2 cores heat ran ~9 % slower with it), and only
+ * where a wait may hold the JS thread at all (policy.blockMicros > 0: no ZeroMQ peers, and
+ * TSMPI_BLOCK_US not 0).
  */
 const SETTLE_TICKS = 16;
 const QUIET_TICKS = 2;
@@ -243,8 +245,8 @@ export class Doorbell {
 
   /**
    * progress() woke callers: the loop resumes once they have made their next calls. A microtask
-   * (settle) if the event loop need not run (only shared memory brings this rank messages, and it
-   * had a turn lately), else the event loop's next turn.
+   * (settle) when it may hold the JS thread (see SETTLE_TICKS) and the event loop had a turn
+   * lately, else the event loop's next turn.
    */
   private resume(): void {
     if (this.crowd !== null || this.policy.blockMicros <= 0 || this.backoff > 0 || performance.now() - this.turnAt > TURN_MS) {
