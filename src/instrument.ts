@@ -4,10 +4,9 @@
  * behind one flag check); the other calls are wrapped, once at start-up and only when one of the
  * two is asked for, so a job without them runs the methods as they are.
  */
-import { performance } from "node:perf_hooks";
 import { ANY_SOURCE, ANY_TAG } from "./constants.js";
 import { activity } from "./report.js";
-import { NONE, trace } from "./trace.js";
+import { NONE, now, trace } from "./trace.js";
 
 /** Something that wants to know about every call: when it begins, and what it was when it ends. */
 export interface CallObserver {
@@ -54,7 +53,7 @@ const beginners = observers.filter((o) => o.begin !== undefined);
 
 /** A call begins: tells the observers; returns its start time. */
 export function began(call: string): number {
-  const t0 = performance.now();
+  const t0 = now();
   for (let i = 0; i < beginners.length; i++) beginners[i]!.begin!(call);
   return t0;
 }
@@ -63,7 +62,7 @@ export function began(call: string): number {
  * The call begun at `t0` ends at `t1` (`peer`, `tag`: NONE when the call has none). `mark`: see
  * `marked`.
  */
-export function ended(call: string, peer: number, world: number, tag: number, ctx: number, t0: number, mark = -1, t1 = performance.now()): void {
+export function ended(call: string, peer: number, world: number, tag: number, ctx: number, t0: number, mark = -1, t1 = now()): void {
   for (let i = 0; i < observers.length; i++) observers[i]!.end(call, peer, world, tag, ctx, t0, t1, mark);
 }
 

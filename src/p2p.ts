@@ -4,7 +4,6 @@
  * a message to itself straight to the matcher, and turns arriving messages into completed
  * receives. Communicators add rank translation, validation and contexts on top.
  */
-import { performance } from "node:perf_hooks";
 import { ANY_SOURCE } from "./constants.js";
 import type { GoneHow } from "./control.js";
 import { MpiError, RankFailedError } from "./errors.js";
@@ -15,7 +14,7 @@ import { SENT, type Transport } from "./transport/index.js";
 import { ended, marked } from "./instrument.js";
 import { awaitedAt } from "./where.js";
 import { activity } from "./report.js";
-import { trace } from "./trace.js";
+import { now, trace } from "./trace.js";
 import { binaryCode, bytesOf, elementsIn, encode, Kind, payloadBytes } from "./wire.js";
 
 export type { Incoming } from "./matching.js";
@@ -125,7 +124,7 @@ function endSpan(s: SpanOf, ctx: number, src: number, tag: number): void {
  */
 function received(s: SpanOf | null, m: Incoming, into: ArrayBufferView | undefined, ctx: number, src: number, tag: number): void {
   if (!s) return taken(m, into);
-  const t1 = performance.now();
+  const t1 = now();
   const mark = marked();
   if (trace) taken(m, into, t1);
   ended(s.name, s.peer, src, tag, ctx >> 1, s.t0, mark, t1);
@@ -135,7 +134,7 @@ const tooLarge = (bytes: number) =>
   new MpiError(`a message of ${sizeText(bytes)} is above the limit of ${sizeText(MAX_MESSAGE_BYTES)} (TSMPI_MAX_MESSAGE; the default is half of this machine's memory): send it in parts`);
 
 /** For --trace: a receive takes `m` now. */
-function taken(m: Incoming, into: ArrayBufferView | undefined, at = performance.now()): void {
+function taken(m: Incoming, into: ArrayBufferView | undefined, at = now()): void {
   if (m.flow === undefined) return;
   const bytes = m.landed !== undefined ? m.landed * ((into as { BYTES_PER_ELEMENT?: number } | undefined)?.BYTES_PER_ELEMENT ?? 1) : payloadBytes(m.frames);
   trace!.taken(m.flow, m.src, m.ctx, m.tag, bytes, at);

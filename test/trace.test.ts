@@ -116,6 +116,28 @@ describe("a rank's trace", () => {
     expect(spans.map((s) => [s.name, s.args!.bytesSent])).toEqual([["send (internal)", 100]]);
   });
 
+  it("after the warm-up a trace holds nothing of it: it records a job as a fresh one does", () => {
+    const job = (t: Trace) => {
+      t.start(1, 3);
+      const mark = t.records;
+      t.sent(2, 0, 5, 64, 1);
+      t.end("send", 2, 2, 5, 0, 0.5, 1.5, mark);
+      t.taken(t.arrived(0), 0, 0, 9, 16, 3); // a message taken inside the task below
+      t.span("task sweep", NONE, NONE, NONE, -1, 2, 4);
+      return t.export("h");
+    };
+    const warmed = new Trace(100);
+    warmed.warmUp(3000);
+    const a = job(warmed);
+    expect(a).toEqual(job(new Trace(100)));
+    expect(a.dropped).toBe(0);
+    const spans = a.events.map((e) => JSON.parse(e) as TraceEvent).filter((e) => e.ph === "X");
+    expect(spans.map((e) => [e.name, e.args])).toEqual([
+      ["send", { dest: 2, tag: 5, communicator: 0, bytesSent: 64 }],
+      ["task sweep", { bytesReceived: 16 }],
+    ]);
+  });
+
   it("a full ring keeps the last events and says how many it dropped", () => {
     const t = new Trace(16);
     t.start(0, 1);
