@@ -1,6 +1,8 @@
 // What --trace and --report cost: per message, the 8-byte and 4 KiB ping-pong between 2 ranks
 // without them, with --report and with --trace (medians of 3 runs); per job, heat's cell updates
 // per second (medians of 5). Runs are interleaved so that the machine's drift hits all alike.
+// Heat on 4 and 16 ranks swings by ±5 % between batches of 5: TRACE_BENCH_RUNS=15 for a figure
+// to compare builds by.
 //   npx tsx bench/trace.ts          (npm run bench runs it)
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, statSync } from "node:fs";
@@ -8,7 +10,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CLI as cli, lastJson, median, ROOT } from "./lib.js";
 
-const RUNS = 5;
+const RUNS = Number(process.env.TRACE_BENCH_RUNS ?? 5);
+if (!Number.isInteger(RUNS) || RUNS < 1) throw new Error(`TRACE_BENCH_RUNS=${process.env.TRACE_BENCH_RUNS}: give a whole number of runs, 1 or more`);
 const dir = mkdtempSync(join(tmpdir(), "tsmpi-trace-bench-"));
 const configs: [ranks: number, n: number, steps: number][] = [
   [2, 2048, 200],
