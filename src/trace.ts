@@ -253,8 +253,6 @@ export class Trace {
     this.start(1, 4);
     const names = ["send", "recvInto", "recv", "exchange"];
     for (let i = 0; i < rounds; i++) {
-      // Tags and contexts past the small-integer range too, so that no field changes its
-      // representation (and the object its map) once the job's own calls begin.
       const tag = (i & 31) === 7 ? 0xfffffff0 : 5;
       const ctx = (i & 63) === 9 ? 2 ** 31 + 1 : i & 1;
       const a = now();
@@ -271,6 +269,8 @@ export class Trace {
     }
     this.n = this.head = this.dropped = this.records = 0;
     this.last = -1;
+    this.outSeq.fill(0);
+    this.inSeq.fill(0);
     this.names.length = 0;
     this.nameIds.clear();
   }
