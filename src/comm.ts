@@ -8,7 +8,7 @@ import * as coll from "./collectives.js";
 import { ANY_SOURCE, ANY_TAG, PROC_NULL, TAG_UB } from "./constants.js";
 import { MpiError } from "./errors.js";
 import { checkOp, type Op } from "./op.js";
-import { began, ended, marked, observed } from "./instrument.js";
+import { began, ended, marked, observed, traceOnly } from "./instrument.js";
 import type { Incoming, PointToPoint, SpanOf } from "./p2p.js";
 import { NONE } from "./trace.js";
 import { SENT } from "./transport/index.js";
@@ -200,6 +200,7 @@ export class Communicator {
   private sendEnded(sent: Promise<void>, dest: unknown, tag: unknown, t0: number, mark: number): void {
     const t = typeof tag === "number" ? tag : 0;
     // A send that completed at once (nearly all) ends here, with no closure made for it.
+    if (sent === SENT && traceOnly && typeof dest === "number") return traceOnly.sendEnded(dest, dest >= 0 ? (this.group[dest] ?? dest) : dest, t, this.contextId, t0, mark);
     if (sent === SENT) return this.spanEnded("send", dest, t, t0, mark);
     const end = () => this.spanEnded("send", dest, t, t0, mark);
     void sent.then(end, end);

@@ -49,6 +49,11 @@ export const observers: CallObserver[] = [activity, trace].filter((o): o is NonN
 
 /** Calls are timed (--report or --trace): the one check the point-to-point calls make. */
 export const observed = observers.length > 0;
+/**
+ * The trace is the only observer (no --report): the point-to-point calls end their spans with
+ * one call into it (Trace.sendEnded, Trace.received), which its warm-up has optimized.
+ */
+export const traceOnly = trace !== null && activity === null ? trace : null;
 const beginners = observers.filter((o) => o.begin !== undefined);
 
 /** A call begins: tells the observers; returns its start time. */

@@ -11,7 +11,7 @@ import { MAX_MESSAGE_BYTES, STRAY_LIMIT_BYTES, sizeText } from "./limits.js";
 import { Matcher, type Incoming, type Waiter } from "./matching.js";
 import { KIND_ACK, KIND_FIN, KIND_FIN_ACK, MAX_INLINE_FRAMES, peekEnvelope, readMessage, writeHeader, type Envelope } from "./protocol.js";
 import { SENT, type Transport } from "./transport/index.js";
-import { ended, marked } from "./instrument.js";
+import { ended, marked, traceOnly } from "./instrument.js";
 import { awaitedAt } from "./where.js";
 import { activity } from "./report.js";
 import { now, trace } from "./trace.js";
@@ -124,6 +124,7 @@ function endSpan(s: SpanOf, ctx: number, src: number, tag: number): void {
  */
 function received(s: SpanOf | null, m: Incoming, into: ArrayBufferView | undefined, ctx: number, src: number, tag: number): void {
   if (!s) return taken(m, into);
+  if (traceOnly) return traceOnly.received(s.name, s.peer, src, tag, ctx, s.t0, m.flow, m.src, m.ctx, m.tag, bytesTaken(m, into));
   const t1 = now();
   const mark = marked();
   if (trace) taken(m, into, t1);
@@ -136,8 +137,12 @@ const tooLarge = (bytes: number) =>
 /** For --trace: a receive takes `m` now. */
 function taken(m: Incoming, into: ArrayBufferView | undefined, at = now()): void {
   if (m.flow === undefined) return;
-  const bytes = m.landed !== undefined ? m.landed * ((into as { BYTES_PER_ELEMENT?: number } | undefined)?.BYTES_PER_ELEMENT ?? 1) : payloadBytes(m.frames);
-  trace!.taken(m.flow, m.src, m.ctx, m.tag, bytes, at);
+  trace!.taken(m.flow, m.src, m.ctx, m.tag, bytesTaken(m, into), at);
+}
+
+/** The payload's bytes of `m`, taken into `into` (or a new buffer). */
+function bytesTaken(m: Incoming, into: ArrayBufferView | undefined): number {
+  return m.landed !== undefined ? m.landed * ((into as { BYTES_PER_ELEMENT?: number } | undefined)?.BYTES_PER_ELEMENT ?? 1) : payloadBytes(m.frames);
 }
 
 /** `finish(m)` as a promise: resolved, or rejected if it throws. */

@@ -4,7 +4,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { ANY_SOURCE } from "../src/constants.js";
+import { ANY_SOURCE, ANY_TAG } from "../src/constants.js";
 import type { RankReport } from "../src/report.js";
 import { NONE, Trace } from "../src/trace.js";
 import { checkTrace, type TraceEvent } from "./trace-check.js";
@@ -82,6 +82,28 @@ describe("a rank's trace", () => {
     expect(at1).toBeLessThan(recv.ts! + recv.dur!);
   });
 
+  it("the point-to-point calls' own endings (sendEnded, received) record what end and taken do", () => {
+    const t = new Trace(100);
+    t.start(0, 4);
+    const mark = t.records;
+    t.sent(3, 2, 5, 64, 1);
+    t.sendEnded(3, 3, 5, 1, 0.5, mark);
+    // A receive on communicator 1 (wire context 2) from any source and tag takes rank 2's message.
+    t.received("recv", ANY_SOURCE, ANY_SOURCE, ANY_TAG, 2, 0.2, t.arrived(2), 2, 2, 7, 16);
+    const { part, spans } = spansOf(t);
+    expect(spans.map((s) => [s.name, s.args])).toEqual([
+      ["recv", { source: "ANY_SOURCE", tag: "ANY_TAG", communicator: 1, bytesReceived: 16 }],
+      ["send", { dest: 3, tag: 5, communicator: 1, bytesSent: 64 }],
+    ]);
+    // Two arrows (kind, µs, lane, id), each inside its own call.
+    expect(part.flows.length).toBe(8);
+    for (let i = 0; i < 8; i += 4) {
+      const s = spans.find((x) => x.name === (part.flows[i] === 1 ? "send" : "recv"))!;
+      expect(part.flows[i + 1]).toBeGreaterThan(s.ts!);
+      expect(part.flows[i + 1]).toBeLessThan(s.ts! + s.dur!);
+    }
+  });
+
   it("a call whose message is not the latest record still gets it, by binding", () => {
     const t = new Trace(100);
     t.start(0, 4);
@@ -138,6 +160,14 @@ describe("a rank's trace", () => {
     ]);
   });
 
+  it("after the warm-up a small ring is as small as it was asked to be", () => {
+    const t = new Trace(16);
+    t.warmUp(3000);
+    t.start(0, 1);
+    for (let i = 0; i < 40; i++) t.span("barrier", NONE, NONE, NONE, 0, i, i + 0.5);
+    expect(t.export("h").dropped).toBe(24);
+  });
+
   it("a full ring keeps the last events and says how many it dropped", () => {
     const t = new Trace(16);
     t.start(0, 1);
@@ -152,16 +182,23 @@ describe("a rank's trace", () => {
 const tmp = () => mkdtempSync(join(tmpdir(), "tsmpi-trace-"));
 
 describe("tsmpirun --trace", () => {
-  it("heat on 4 ranks: a track per rank, spans nested, an arrow for every message sent (as many as --report counts)", async () => {
+  // With --report the calls end through the generic observers; alone, through the trace's own
+  // calls (Trace.sendEnded, Trace.received): both must give the same file.
+  it.each([
+    ["with --report (as many arrows as it counts messages)", true],
+    ["alone", false],
+  ])("heat on 4 ranks, %s: a track per rank, spans nested, an arrow for every message sent", async (_, withReport) => {
     const file = join(tmp(), "heat.json");
-    const r = await run(["-n", "4", "--trace", file, "--report", "json", "examples/heat.ts", "--n", "64", "--steps", "200", "--json"]);
+    const r = await run(["-n", "4", "--trace", file, ...(withReport ? ["--report", "json"] : []), "examples/heat.ts", "--n", "64", "--steps", "200", "--json"]);
     expect(r.stderr).toBe("");
     expect(r.exitCode).toBe(0);
     const t = checkTrace(file);
     expect([...t.processes].sort((a, b) => a[0] - b[0]).map(([pid, name]) => [pid, name.replace(/\(.*\)/, "(host)")])).toEqual([0, 1, 2, 3].map((k) => [k, `rank ${k} (host)`]));
     expect(t.otherData).toMatchObject({ tsmpi: 1, size: 4, ranksTraced: 4 });
-    const report = JSON.parse(r.stdout.trim().split("\n").pop()!) as { ranks: RankReport[] };
-    expect(t.messages.length).toBe(report.ranks.reduce((a, x) => a + x.messagesSent, 0));
+    if (withReport) {
+      const report = JSON.parse(r.stdout.trim().split("\n").pop()!) as { ranks: RankReport[] };
+      expect(t.messages.length).toBe(report.ranks.reduce((a, x) => a + x.messagesSent, 0));
+    }
     // Every halo: 200 steps × 2 neighbours on a 2 × 2 grid, a send and a receive each, each with its arrow.
     const halo = (name: string) => t.spans.filter((s) => s.name === name);
     expect(halo("exchange")).toHaveLength(4 * 200);
