@@ -199,9 +199,13 @@ export class Communicator {
   /** For --report and --trace: a send's span ends now, or when its receiver has the bytes. */
   private sendEnded(sent: Promise<void>, dest: unknown, tag: unknown, t0: number, mark: number): void {
     const t = typeof tag === "number" ? tag : 0;
-    // A send that completed at once (nearly all) ends here, with no closure made for it.
-    if (sent === SENT && traceOnly && typeof dest === "number") return traceOnly.sendEnded(dest, dest >= 0 ? (this.group[dest] ?? dest) : dest, t, this.contextId, t0, mark);
-    if (sent === SENT) return this.spanEnded("send", dest, t, t0, mark);
+    // A send that completed at once (nearly all) ends here, with no closure made for it; its
+    // `dest` passed the checks, so it is a number.
+    if (sent === SENT) {
+      if (!traceOnly) return this.spanEnded("send", dest, t, t0, mark);
+      const d = dest as number;
+      return traceOnly.sendEnded(d, d >= 0 ? (this.group[d] ?? d) : d, t, this.contextId, t0, mark);
+    }
     const end = () => this.spanEnded("send", dest, t, t0, mark);
     void sent.then(end, end);
   }

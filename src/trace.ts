@@ -311,7 +311,6 @@ export class Trace {
     this.nameIds.clear();
   }
 
-
   /**
    * The trace events of this rank, in the launcher's time (µs since the job started): spans on
    * lanes so that they nest (calls pending at once go side by side), and each message event
