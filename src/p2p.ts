@@ -9,7 +9,7 @@ import type { GoneHow } from "./control.js";
 import { MpiError, RankFailedError } from "./errors.js";
 import { MAX_MESSAGE_BYTES, STRAY_LIMIT_BYTES, sizeText } from "./limits.js";
 import { Matcher, type Incoming, type Waiter } from "./matching.js";
-import { KIND_ACK, KIND_FIN, KIND_FIN_ACK, MAX_INLINE_FRAMES, peekEnvelope, readMessage, writeHeader, type Envelope } from "./protocol.js";
+import { KIND_ACK, KIND_FIN, KIND_FIN_ACK, MAX_INLINE_FRAMES, peekEnvelope, readMessage, writeHeader, type Envelope, type Received } from "./protocol.js";
 import { SENT, type Transport } from "./transport/index.js";
 import { ended, marked, traceOnly } from "./instrument.js";
 import { awaitedAt } from "./where.js";
@@ -394,7 +394,7 @@ export class PointToPoint {
     if (dest !== this.rank) return this.transmit(dest, env, enc.frames, enc.borrowedFrom);
     // Own the bytes now: the caller may overwrite its arrays as soon as send resolves.
     const frames = enc.frames.map((f, i) => (i >= enc.borrowedFrom ? Buffer.from(f) : f));
-    this.matcher.arrive({ kind: env.kind, ctx, src: this.rank, tag, meta: env.meta, frames, flow: trace?.arrived(dest) });
+    this.matcher.arrive(this.own(env.kind, ctx, tag, env.meta, frames, undefined, trace?.arrived(dest)));
     return SENT;
   }
 
@@ -404,6 +404,11 @@ export class PointToPoint {
     if (dest === this.rank) activity!.received(bytes);
   }
 
+  /** A message from this rank to itself, made as the transport's messages are (see Received). */
+  private own(kind: number, ctx: number, tag: number, meta: number, frames: Buffer[], landed: number | undefined, flow: number | undefined): Received {
+    return { kind, ctx, src: this.rank, tag, meta, ackId: 0, frames, landed, flow };
+  }
+
   /** A binary message to this rank: into a waiting recvInto's array, or a copy to the matcher. */
   private toSelfRaw(ctx: number, tag: number, meta: number, bytes: Buffer, flow: number | undefined): void {
     const w = this.matcher.claim(ctx, this.rank, tag);
@@ -411,12 +416,12 @@ export class PointToPoint {
     const landed = into && elementsIn(bytes.byteLength, into);
     if (landed !== undefined) {
       new Uint8Array(into!.buffer, into!.byteOffset, bytes.byteLength).set(bytes);
-      w!.resolve({ kind: Kind.Raw, ctx, src: this.rank, tag, meta, frames: [], landed, flow });
+      w!.resolve(this.own(Kind.Raw, ctx, tag, meta, [], landed, flow));
       return;
     }
     const copy = Buffer.allocUnsafe(bytes.byteLength);
     copy.set(bytes);
-    const m: Incoming = { kind: Kind.Raw, ctx, src: this.rank, tag, meta, frames: [copy], flow };
+    const m = this.own(Kind.Raw, ctx, tag, meta, [copy], undefined, flow);
     if (w) w.resolve(m);
     else this.matcher.arrive(m);
   }

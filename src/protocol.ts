@@ -62,10 +62,16 @@ export function writeHeader(env: Envelope, ackId: number, inline: readonly Buffe
   return h;
 }
 
-/** A received message: its envelope, the ack id its sender waits for (0: none) and its payload frames. */
+/**
+ * A received message: its envelope, the ack id its sender waits for (0: none) and its payload
+ * frames. `landed` and `flow` are set later (see Incoming); every message object is made with all
+ * nine fields, in this order, so that the code that matches and settles messages sees one shape.
+ */
 export interface Received extends Envelope {
   ackId: number;
   frames: Buffer[];
+  landed: number | undefined;
+  flow: number | undefined;
 }
 
 /** The payload encodings a data message may carry (wire.Kind: raw bytes, msgpack); protocol kinds come after. */
@@ -96,7 +102,7 @@ export function readMessage(msg: Buffer[], size: number, from?: number): Receive
     }
     if (at !== h.byteLength) throw new MpiError(`inline frames of ${at} bytes in a header of ${h.byteLength}`);
   }
-  const m: Received = { kind: h[0]!, ctx: readU32(h, 4), src: readU32(h, 8), tag: readU32(h, 12), meta: readU32(h, 16), ackId: readU32(h, 20), frames };
+  const m: Received = { kind: h[0]!, ctx: readU32(h, 4), src: readU32(h, 8), tag: readU32(h, 12), meta: readU32(h, 16), ackId: readU32(h, 20), frames, landed: undefined, flow: undefined };
   if (m.src >= size) throw new MpiError(`source rank ${m.src} in a job of ${size}`);
   if (from !== undefined && m.src !== from) throw new MpiError(`source rank ${m.src} on the link from rank ${from}`);
   if (m.kind >= DATA_KINDS && m.kind !== KIND_ACK && m.kind !== KIND_FIN && m.kind !== KIND_FIN_ACK) throw new MpiError(`unknown kind ${m.kind}`);
