@@ -39,9 +39,12 @@ export const COMMUNICATOR_CALLS: Record<string, CallShape> = {
   allgather: {}, scatter: { peer: ROOT(1) }, alltoall: {}, scan: {}, exscan: {}, split: {}, dup: {}, cart: {},
 };
 
-/** The grid's calls that are timed (named apart from the communicator's collectives). */
+/**
+ * The grid's calls that are wrapped (named apart from the communicator's collectives). Not
+ * `exchange`: it times itself, as the point-to-point calls do.
+ */
 export const GRID_CALLS: Record<string, CallShape & { as: string }> = {
-  exchange: { as: "exchange" }, gather: { as: "grid.gather", peer: ROOT(0) }, scatter: { as: "grid.scatter", peer: ROOT(1) }, save: { as: "grid.save" },
+  gather: { as: "grid.gather", peer: ROOT(0) }, scatter: { as: "grid.scatter", peer: ROOT(1) }, save: { as: "grid.save" },
 };
 
 /** The observers this rank has: the report's and the trace's, when asked for. */
