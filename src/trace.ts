@@ -34,7 +34,7 @@ export const now = (): number => performance.now();
 /**
  * Rounds of the warm-up (see Trace.warmUp): enough for V8 to mark each recording method for
  * optimization under the launcher's interrupt budget (launcher/rank-hooks.ts); 10,000 were
- * measured to be just enough. ~25 ms of a traced rank's start (importing tsmpi: 18 → 40 ms).
+ * measured to be just enough. ~25 ms of a traced rank's start.
  */
 const WARM_UP_ROUNDS = 16_000;
 
@@ -269,8 +269,10 @@ export class Trace {
    * shape. For the same reason the rounds take every branch the job's calls can take (a message
    * without its call, a call without its message, a new call name, the clock read here) and
    * values past the small-integer range, so that no field changes representation later.
+   * Called at init once the transport is up (see runtime.ts), not earlier: opening it throws
+   * optimized code like this away (see there).
    */
-  warmUp(rounds: number): void {
+  warmUp(rounds = WARM_UP_ROUNDS): void {
     // A small ring, so that its growing and its wrapping happen too, early, while V8 is still
     // gathering what the code meets (a branch first met in optimized code throws that code away).
     const cap = this.cap;
@@ -502,4 +504,3 @@ function jobClock(): number {
 
 /** This rank's trace, or null when no trace was asked for. */
 export const trace: Trace | null = process.env.TSMPI_TRACE === "1" ? Object.assign(new Trace(capacity()), { offset: jobClock() }) : null;
-trace?.warmUp(WARM_UP_ROUNDS);
