@@ -90,7 +90,13 @@ export class Trace {
   private t0 = new Float64Array(0);
   private t1 = new Float64Array(0);
   private x = new Float64Array(0);
-  private kind = new Uint8Array(0);
+  /**
+   * An Int32Array, not a Uint8Array: code that writes a Uint8Array is optimized on the assumption
+   * that no Uint8Array changes prototype, and Node breaks it whenever native code makes its
+   * first Buffer over external memory (a shared-memory segment mapped, a ZeroMQ message
+   * received), which would throw the recording methods' optimized code away mid-job.
+   */
+  private kind = new Int32Array(0);
   private name = new Int32Array(0);
   private peer = new Int32Array(0);
   private world = new Int32Array(0);
@@ -156,9 +162,7 @@ export class Trace {
     this.t1 = f64(this.t1);
     this.x = f64(this.x);
     this.bytes = f64(this.bytes);
-    const k = new Uint8Array(to);
-    k.set(this.kind);
-    this.kind = k;
+    this.kind = i32(this.kind);
     this.name = i32(this.name);
     this.peer = i32(this.peer);
     this.world = i32(this.world);
