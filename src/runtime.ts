@@ -67,10 +67,10 @@ async function start(): Promise<RankState> {
     const table = await control.rendezvous({ t: "hello", rank, address: transport ? { host, ...transport.address } : null });
     transport?.setPeers(table.map((a, r) => a ?? { host: `missing-${r}` }));
     control.onGone((g) => p2p.peerGone(g.rank, g.sentTo, g.how));
-    // Warmed only now: mapping a shared-memory segment (napi_create_external_arraybuffer makes a
-    // Buffer, setting a Uint8Array's prototype) makes V8 throw away all code optimized on the
-    // assumption that no Uint8Array's prototype ever changes, which the recording methods were
-    // when warmed at import (16-rank heat: traced 7.7 % slower than plain, ~1 % once warmed here).
+    // Warmed only now, with the transport up: opening it broke what V8 had assumed of the code
+    // warmed at import (mapping a segment makes a Buffer over external memory, and all code that
+    // assumed no Uint8Array ever changes prototype was thrown away; see Trace.kind). 16-rank heat
+    // traced: 10 % slower than plain when warmed at import, 3 % when warmed here.
     trace?.warmUp();
     trace?.start(rank, size);
     // What else is pending tells a rank stuck in tsmpi from one whose own timer or I/O will go on.
