@@ -92,9 +92,9 @@ export class Trace {
   private x = new Float64Array(0);
   /**
    * An Int32Array, not a Uint8Array: code that writes a Uint8Array is optimized on the assumption
-   * that no Uint8Array changes prototype, and Node breaks it whenever native code makes its
-   * first Buffer over external memory (a shared-memory segment mapped, a ZeroMQ message
-   * received), which would throw the recording methods' optimized code away mid-job.
+   * that no Uint8Array has changed prototype yet, and the first Buffer that native code makes over
+   * external memory (a shared-memory segment mapped, a ZeroMQ message received) breaks it: V8
+   * throws that code away, and in a job as short as heat it is not optimized again.
    */
   private kind = new Int32Array(0);
   private name = new Int32Array(0);
