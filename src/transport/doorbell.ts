@@ -54,6 +54,12 @@ export interface SpinPolicy {
  * TSMPI_BLOCK_US not 0).
  */
 const SETTLE_TICKS = 16;
+/**
+ * settle's turns are queued as reactions to this promise, not with queueMicrotask: Node's
+ * queueMicrotask makes an AsyncResource and a bound function per call and enters its async
+ * scope to run it, and a message takes about three turns (8 B ping-pong: 2.15 → 2.01 µs).
+ */
+const RESOLVED = Promise.resolve();
 const QUIET_TICKS = 2;
 const MICRO_SPIN_US = 20;
 const TURN_MS = 1;
@@ -258,7 +264,7 @@ export class Doorbell {
     this.ticks = 0;
     this.quiet = 0;
     this.called = false;
-    queueMicrotask(this.settle);
+    void RESOLVED.then(this.settle);
   }
 
   /**
@@ -275,7 +281,7 @@ export class Doorbell {
       this.quiet = 0;
     } else this.quiet++;
     if (this.called && this.quiet >= QUIET_TICKS) this.run(false, true);
-    else if (++this.ticks < SETTLE_TICKS) queueMicrotask(this.settle);
+    else if (++this.ticks < SETTLE_TICKS) void RESOLVED.then(this.settle);
     else setImmediate(this.afterTurn);
   };
 
