@@ -268,8 +268,8 @@ export class Trace {
    * budget (launcher/rank-hooks.ts) spares ranks compiling the message path again and again, but
    * a method called a few times per step, as these are, then stays unoptimized for a whole short
    * job, where recording a call and its message costs ~1 µs more than in optimized code
-   * (16-rank heat traced: 14 % slower than plain before the warm-up, 11 % after; see the README's
-   * benchmarks). This instance is warmed, not a scratch one: optimized code is bound to the object's
+   * (16-rank heat traced: 10 % slower than plain without a warm-up that lasts, 3 % with one;
+   * see runtime.ts and the README's benchmarks). This instance is warmed, not a scratch one: optimized code is bound to the object's
    * shape. For the same reason the rounds take every branch the job's calls can take (a message
    * without its call, a call without its message, a new call name, the clock read here) and
    * values past the small-integer range, so that no field changes representation later.

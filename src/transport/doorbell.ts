@@ -54,16 +54,16 @@ export interface SpinPolicy {
  * TSMPI_BLOCK_US not 0).
  */
 const SETTLE_TICKS = 16;
+const QUIET_TICKS = 2;
+const MICRO_SPIN_US = 20;
+const TURN_MS = 1;
+const MICRO_BACKOFF = 64;
 /**
  * settle's turns are queued as reactions to this promise, not with queueMicrotask: Node's
  * queueMicrotask makes an AsyncResource and a bound function per call and enters its async
  * scope to run it, and a message takes about three turns (8 B ping-pong: 2.15 → 2.01 µs).
  */
 const RESOLVED = Promise.resolve();
-const QUIET_TICKS = 2;
-const MICRO_SPIN_US = 20;
-const TURN_MS = 1;
-const MICRO_BACKOFF = 64;
 
 /** Default bound of a wait's sleep on the JS thread: timers and I/O run at most this late. */
 const BLOCK_MICROS = 2000;
