@@ -38,6 +38,7 @@ const inn = new Ring(seg, ringAt(peer), CAP, "consumer");
 const waits: { ready(): boolean; resolve(): void }[] = [];
 const door = new Doorbell(addon, seg, me * DOORBELL_BYTES, policy, {
   active: () => waits.length > 0,
+  arrived: () => inn.available() > 0,
   progress() {
     let woke = false;
     for (let i = 0; i < waits.length; ) {
@@ -56,12 +57,12 @@ function until(ready: () => boolean): Promise<void> {
     door.start();
   });
 }
-const bell = new Bell(addon, seg, peer * DOORBELL_BYTES);
+const bell = new Bell(addon, seg, peer * DOORBELL_BYTES, true);
 
 async function send(buf: Uint8Array): Promise<void> {
   for (let sent = 0; ; ) {
     const n = out.push(buf.subarray(sent, sent + CHUNK));
-    if (n > 0) bell.ring();
+    if (n > 0) bell.published();
     sent += n;
     if (sent === buf.byteLength) return;
     // Ask again on every look: a wake-up may answer an older request (Ring.wantRoom).
@@ -113,7 +114,7 @@ const us4m = await pingpong(4 << 20, 200);
 // (setImmediate) before each receive spins, as any wait that lets other work run must take.
 function put(buf: Uint8Array): void {
   out.push(buf);
-  bell.ring();
+  bell.published();
 }
 function spinFor(buf: Uint8Array): void {
   for (let polls = 1; inn.available() < buf.byteLength; polls++) if (polls % 64 === 0) addon.yieldCpu();

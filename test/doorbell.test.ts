@@ -17,7 +17,7 @@ function segment() {
 }
 
 const policy = (blockMicros: number): SpinPolicy => ({ spinMicros: 50, crowdedSpinMicros: 5, cores: 2, blockMicros });
-const idle = { active: () => false, progress: () => false };
+const idle = { active: () => false, arrived: () => false, progress: () => false };
 
 describe("Doorbell and Crowd", () => {
   it("polls the long window while the ranks awake fit the cores, the short one when they do not", () => {
@@ -46,6 +46,7 @@ describe("Doorbell and Crowd", () => {
     let handed = 0;
     const client = {
       active: () => waiting,
+      arrived: () => false,
       progress() {
         if (Atomics.load(new Int32Array(buf, 3 * DOORBELL_BYTES, 1), 0) === 0) return false;
         waiting = false;
@@ -76,7 +77,7 @@ describe("Doorbell and Crowd", () => {
 
   it("a wait asleep in the waiter thread when the doorbell closes no longer counts as asleep", async () => {
     const buf = segment();
-    const door = new Doorbell(shm, buf, 0, { ...policy(0), spinMicros: 0, crowdedSpinMicros: 0 }, { active: () => true, progress: () => false });
+    const door = new Doorbell(shm, buf, 0, { ...policy(0), spinMicros: 0, crowdedSpinMicros: 0 }, { active: () => true, arrived: () => false, progress: () => false });
     const crowd = new Crowd(buf, CROWD_AT, 4);
     door.crowd = crowd;
     door.start();
@@ -97,6 +98,7 @@ describe("Doorbell and Crowd", () => {
     let rung = 0;
     const door = new Doorbell(shm, buf, 0, policy(2000), {
       active: () => waiter !== null,
+      arrived: () => false,
       progress() {
         if (rung === 0 || !waiter) return false;
         rung--;

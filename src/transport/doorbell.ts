@@ -1,14 +1,22 @@
 /**
  * How a rank waiting for shared memory sleeps and is woken. Each rank owns a doorbell in its own
- * segment: a counter that every producer bumps after publishing bytes (or room) for it, and a
- * `sleeping` flag. Waiting means polling for a window longer than one wake-up (a blocked process
- * on these machines takes ~35 µs to wake, so a shorter window blocks on almost every message),
- * yielding the CPU every few dozen polls so that a peer sharing the core can run, and then
- * sleeping in the addon's futex waiter, which uses no CPU.
+ * segment: a counter and a `sleeping` flag. Waiting means polling for a window longer than one
+ * wake-up (a blocked process on these machines takes ~35 µs to wake, so a shorter window blocks on
+ * almost every message), yielding the CPU now and then so that a peer sharing the core can run,
+ * and then sleeping in the addon's futex waiter, which uses no CPU.
+ *
+ * While the host has a core for each of its ranks, a poll looks at the counter and at the client's
+ * rings themselves (`arrived`): a producer that publishes bytes for a rank that is awake writes
+ * only its ring, so the message crosses from one core to the other in the ring's lines alone, not
+ * in the doorbell's line as well (8 B ping-pong: −0.1 µs one way). Room made for a waiting producer
+ * and bytes for a rank that sleeps bump the counter. Where ranks share cores (a Crowd), every
+ * publish bumps it and a poll reads it alone: polling every ring was slower there (heat on 4 ranks
+ * and 2 cores: 4–8 %), for reasons not pinned down.
  *
  * Lost wake-ups are ruled out the futex way: the waiter sets `sleeping`, reads the counter, checks
- * its condition once more, and sleeps only while the counter still holds what it read; a producer
- * publishes, bumps the counter, then wakes if `sleeping` is set.
+ * its rings and its condition once more, and sleeps only while the counter still holds what it
+ * read; a producer publishes, then bumps the counter and wakes if `sleeping` is set. (Atomics
+ * stores are sequentially consistent: either the waiter sees the bytes or the producer sees the flag.)
  */
 import type { ShmAddon, Waiter } from "./native.js";
 
@@ -138,13 +146,22 @@ export class Bell {
     private readonly addon: ShmAddon,
     private readonly buffer: ArrayBuffer,
     private readonly byteOffset: number,
+    /** The peer's loop polls its rings while awake (its host has a core per rank; see Doorbell.poll). */
+    private readonly ringsPolled = false,
   ) {
     this.words = new Int32Array(buffer, byteOffset, 2);
   }
 
+  /** After making room (or anything its rings do not show): the peer's loop looks again. */
   ring(): void {
     Atomics.add(this.words, COUNT, 1);
     if (Atomics.load(this.words, SLEEPING) !== 0) this.addon.wake(this.buffer, this.byteOffset);
+  }
+
+  /** After publishing bytes in one of the peer's rings: a peer that polls them and is awake needs nothing more. */
+  published(): void {
+    if (this.ringsPolled && Atomics.load(this.words, SLEEPING) === 0) return;
+    this.ring();
   }
 }
 
@@ -152,6 +169,13 @@ export class Bell {
 export interface DoorbellClient {
   /** Something waits (a receive, a send held up by a full ring): keep the loop running. */
   active(): boolean;
+  /**
+   * Bytes wait in a ring that progress() has not read. `sure`: read with Atomics, as the check
+   * before sleeping must be (it orders after the `sleeping` flag's store); otherwise plain reads,
+   * which a spin makes on every poll: an Atomics call costs ~8 ns here, a plain read ~1, and with
+   * polls slower a crowded host's spinners yield their cores later (heat, 4 ranks: −10 %).
+   */
+  arrived(sure: boolean): boolean;
   /**
    * Reads what has arrived and pushes what waited for room; called when the counter moved.
    * True if it handed over a message or completed a send: callers may be waiting to run.
@@ -172,8 +196,9 @@ export class Doorbell {
   private running = false;
   /** The host's count of sleeping ranks, once the transport has mapped it (see Crowd). */
   crowd: Crowd | null = null;
-  /** The counter when `progress()` last ran. */
+  /** The counter when `progress()` last ran, and how often it has run. */
   private seen = 0;
+  private progressed = 0;
   /**
    * With `policy.timeWaits`: ms spent polling and sleeping on the JS thread with nothing to do,
    * and when the current stretch of it began (−1: not in one). The stretch is closed before each
@@ -239,11 +264,23 @@ export class Doorbell {
     this.addon.wake(this.words.buffer as ArrayBuffer, this.words.byteOffset);
   }
 
-  /** Runs `progress()` if the counter moved since it last ran; true if that woke someone. */
+  /**
+   * Runs `progress()` if bytes arrived or the counter moved since it last ran; true if that woke
+   * someone. Only a host with a core per rank (no Crowd) looks at the rings: elsewhere producers
+   * bump the counter for every publish (the transport makes their Bells so).
+   */
   private poll(): boolean {
-    const c = Atomics.load(this.words, COUNT);
-    if (c === this.seen) return false;
-    this.seen = c;
+    if (this.crowd === null) {
+      // Plain reads, as in arrived(false): whether to look, not what is there.
+      const c = this.words[COUNT]!;
+      if (c === this.seen && !this.client.arrived(false)) return false;
+      this.seen = c;
+    } else {
+      const c = Atomics.load(this.words, COUNT);
+      if (c === this.seen) return false;
+      this.seen = c;
+    }
+    this.progressed++;
     if (this.waitingSince < 0) return this.client.progress();
     this.waitedMs += performance.now() - this.waitingSince;
     const woke = this.client.progress();
@@ -344,10 +381,10 @@ export class Doorbell {
           return;
         }
         Atomics.store(this.words, SLEEPING, 1);
-        // Producers bump the counter, then wake if SLEEPING is set: a bump after this load is
-        // never missed, and one before it is seen here.
+        // Producers publish, then bump the counter and wake if SLEEPING is set: a bump after
+        // this load is never missed, and bytes or a bump before it are seen here.
         const seen = Atomics.load(this.words, COUNT);
-        if (seen === this.seen && this.client.active()) {
+        if (seen === this.seen && !this.client.arrived(true) && this.client.active()) {
           this.crowd?.asleep();
           this.sleeps++;
           if (this.blocked >= this.policy.blockMicros) {
@@ -377,7 +414,7 @@ export class Doorbell {
 
   /**
    * Polls for `window` µs; true as soon as progress() woke someone. The window starts again
-   * whenever the counter moves: a large message streams in as many pieces.
+   * whenever progress() runs: a large message streams in as many pieces.
    */
   private spin(window: number): boolean {
     if (!this.policy.timeWaits) return this.spinning(window);
@@ -402,13 +439,13 @@ export class Doorbell {
     // Where ranks share cores (a Crowd), a peer may need this core: yield at every look.
     const yieldEvery = this.crowd === null ? YIELD_EVERY_US / 1000 : 0;
     let yieldAt = now + yieldEvery;
-    let seen = this.seen;
+    let seen = this.progressed;
     for (let polls = 1; ; polls++) {
       if (this.poll()) return true;
       if (polls % POLLS_PER_LOOK === 0) {
         now = performance.now();
-        if (this.seen !== seen) {
-          seen = this.seen;
+        if (this.progressed !== seen) {
+          seen = this.progressed;
           until = now + window / 1000;
         } else if (now > until) return false;
         if (now >= yieldAt) {

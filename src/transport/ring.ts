@@ -124,6 +124,14 @@ export class Ring {
 
   // ---- consumer side ----------------------------------------------------------------------------
 
+  /**
+   * Whether bytes wait, from a plain read of `tail`: cheap enough to poll, but not ordered with
+   * anything (a look, not a read; available() is the read).
+   */
+  published(): boolean {
+    return this.ctl[TAIL] !== this.own;
+  }
+
   /** Bytes waiting to be read. */
   available(): number {
     return (Atomics.load(this.ctl, TAIL) - this.own) >>> 0;

@@ -115,7 +115,7 @@ class Outbox {
           const n = this.ring.push(part.subarray(m.offset, m.offset + CHUNK));
           if (n === 0) {
             // Full: let the receiver see what is in, and ask it for room (unless room appeared).
-            if (published > 0) this.bell.ring();
+            if (published > 0) this.bell.published();
             published = 0;
             if (!this.ring.wantRoom()) return false;
             continue;
@@ -123,7 +123,7 @@ class Outbox {
           m.offset += n;
           published += n;
           if (published >= CHUNK) {
-            this.bell.ring();
+            this.bell.published();
             published = 0;
           }
         }
@@ -132,7 +132,7 @@ class Outbox {
       }
       return true;
     } finally {
-      if (published > 0) this.bell.ring();
+      if (published > 0) this.bell.published();
     }
   }
 }
@@ -165,6 +165,11 @@ class Inbox {
     private readonly src: number,
     private readonly handlers: TransportHandlers,
   ) {}
+
+  /** Bytes wait that drain() has not read (never once the link is broken: nothing more is read). See DoorbellClient.arrived. */
+  arrived(sure: boolean): boolean {
+    return (sure ? this.ring.available() > 0 : this.ring.published()) && this.stage !== BROKEN;
+  }
 
   /** Reads every complete message waiting in the ring, handing each to the handlers; true if any. */
   drain(): boolean {
@@ -341,7 +346,8 @@ export class ShmTransport implements Transport, DoorbellClient {
       // The last rank to map a segment removes its name: the mappings keep the memory.
       if (Atomics.add(new Int32Array(seg, 0, 1), ATTACHED, 1) + 1 === a.slots - 1) this.addon.unlink(a.name);
       if (slot === 0) first = seg;
-      const peerBell = new Bell(this.addon, seg, DOORBELL_AT);
+      // Where every rank has a core, peers poll their rings (see Doorbell.poll).
+      const peerBell = new Bell(this.addon, seg, DOORBELL_AT, local.length <= this.opts.policy.cores);
       this.outs.set(peer, new Outbox(new Ring(seg, ringAt(a.capacity, me), a.capacity, "producer"), peerBell));
       this.ins.push(new Inbox(new Ring(this.segment, ringAt(this.address.capacity, slot), this.address.capacity, "consumer"), peerBell, peer, this.handlers));
     }
@@ -365,7 +371,7 @@ export class ShmTransport implements Transport, DoorbellClient {
       for (let i = 0; i < n; i++) total += frames[i]!.byteLength;
       if (total <= out.ring.roomFor(total)) {
         out.ring.pushAll(writePrefix(this.prefixes[n]!, frames), frames);
-        out.bell.ring();
+        out.bell.published();
         return SENT;
       }
     }
@@ -418,6 +424,13 @@ export class ShmTransport implements Transport, DoorbellClient {
   /** Doorbell client: a receive or a held-up send waits. */
   active(): boolean {
     return !this.closed && (this.holds > 0 || this.blocked > 0);
+  }
+
+  /** Doorbell client: bytes wait in an incoming ring. */
+  arrived(sure: boolean): boolean {
+    const ins = this.ins;
+    for (let i = 0; i < ins.length; i++) if (ins[i]!.arrived(sure)) return true;
+    return false;
   }
 
   /** Doorbell client: reads what has arrived and pushes what waits for room; true if either happened. */
