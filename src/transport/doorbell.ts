@@ -18,6 +18,8 @@
  * read; a producer publishes, then bumps the counter and wakes if `sleeping` is set. (Atomics
  * stores are sequentially consistent: either the waiter sees the bytes or the producer sees the flag.)
  */
+// Imported rather than the global: Node's global `performance` is a getter, a call on every read.
+import { performance } from "node:perf_hooks";
 import type { ShmAddon, Waiter } from "./native.js";
 
 const COUNT = 0;
