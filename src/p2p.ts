@@ -374,9 +374,9 @@ export class PointToPoint {
     const code = binaryCode(value);
     if (code >= 0) {
       const bytes = bytesOf(value as ArrayBufferView);
-      if (bytes.byteLength > MAX_MESSAGE_BYTES) throw tooLarge(bytes.byteLength);
-      if (activity) this.count(dest, bytes.byteLength);
-      if (trace) trace.sent(dest, ctx, tag, bytes.byteLength, at);
+      if (bytes.length > MAX_MESSAGE_BYTES) throw tooLarge(bytes.length);
+      if (activity) this.count(dest, bytes.length);
+      if (trace) trace.sent(dest, ctx, tag, bytes.length, at);
       // A collective's signature rides above the type code (see collectives.signature).
       const meta = code + sig * 256;
       if (dest === this.rank) {
@@ -413,13 +413,13 @@ export class PointToPoint {
   private toSelfRaw(ctx: number, tag: number, meta: number, bytes: Buffer, flow: number | undefined): void {
     const w = this.matcher.claim(ctx, this.rank, tag);
     const into = w?.into;
-    const landed = into && elementsIn(bytes.byteLength, into);
+    const landed = into && elementsIn(bytes.length, into);
     if (landed !== undefined) {
-      new Uint8Array(into!.buffer, into!.byteOffset, bytes.byteLength).set(bytes);
+      new Uint8Array(into!.buffer, into!.byteOffset, bytes.length).set(bytes);
       w!.resolve(this.own(Kind.Raw, ctx, tag, meta, [], landed, flow));
       return;
     }
-    const copy = Buffer.allocUnsafe(bytes.byteLength);
+    const copy = Buffer.allocUnsafe(bytes.length);
     copy.set(bytes);
     const m = this.own(Kind.Raw, ctx, tag, meta, [copy], undefined, flow);
     if (w) w.resolve(m);
@@ -434,7 +434,7 @@ export class PointToPoint {
     const bytes = payloadBytes(frames);
     if (bytes <= t.inlineLimit(dest) && frames.length <= MAX_INLINE_FRAMES) return t.send(dest, [writeHeader(env, 0, frames, bytes)], 1);
     let needsAck = false;
-    for (let i = borrowedFrom; i < frames.length; i++) if (frames[i]!.byteLength > t.copyLimit(dest)) needsAck = true;
+    for (let i = borrowedFrom; i < frames.length; i++) if (frames[i]!.length > t.copyLimit(dest)) needsAck = true;
     if (!needsAck) return t.send(dest, [writeHeader(env, 0), ...frames], borrowedFrom + 1);
     const ackId = this.nextAck++;
     const acked = new Promise<void>((done) => this.acks.set(ackId, new AckWait(dest, done)));

@@ -39,7 +39,11 @@ export const MAX_INLINE_FRAMES = 0xffff;
  */
 const HEADER_BYTES = 24;
 
-/** `inlineBytes`: the inline frames' total size (the caller has it already). */
+/**
+ * `inlineBytes`: the inline frames' total size (the caller has it already). Buffers' sizes are
+ * read as `length` on the message path, here and in the transports: V8 11 (Node 20) inlines it and
+ * calls a builtin for `byteLength` (~10 ns), and a message reads a dozen.
+ */
 export function writeHeader(env: Envelope, ackId: number, inline: readonly Buffer[] = [], inlineBytes = 0): Buffer {
   const n = inline.length;
   const h = Buffer.allocUnsafe(HEADER_BYTES + 4 * n + inlineBytes);
@@ -55,9 +59,9 @@ export function writeHeader(env: Envelope, ackId: number, inline: readonly Buffe
   let at = HEADER_BYTES + 4 * n;
   for (let i = 0; i < n; i++) {
     const f = inline[i]!;
-    writeU32(h, HEADER_BYTES + 4 * i, f.byteLength);
+    writeU32(h, HEADER_BYTES + 4 * i, f.length);
     h.set(f, at);
-    at += f.byteLength;
+    at += f.length;
   }
   return h;
 }
@@ -86,21 +90,21 @@ const DATA_KINDS = 2;
  */
 export function readMessage(msg: Buffer[], size: number, from?: number): Received {
   const h = msg[0];
-  if (!h || h.byteLength < HEADER_BYTES) throw new MpiError(`a header of ${h?.byteLength ?? 0} bytes (at least ${HEADER_BYTES})`);
+  if (!h || h.length < HEADER_BYTES) throw new MpiError(`a header of ${h?.length ?? 0} bytes (at least ${HEADER_BYTES})`);
   const n = h[2]! | (h[3]! << 8);
   let frames: Buffer[];
   if (n === 0) frames = msg.length === 1 ? [] : msg.slice(1);
   else {
     frames = [];
     let at = HEADER_BYTES + 4 * n;
-    if (at > h.byteLength) throw new MpiError(`${n} inline frames in a header of ${h.byteLength} bytes`);
+    if (at > h.length) throw new MpiError(`${n} inline frames in a header of ${h.length} bytes`);
     for (let i = 0; i < n; i++) {
       const len = readU32(h, HEADER_BYTES + 4 * i);
-      if (at + len > h.byteLength) throw new MpiError(`inline frames longer than their header (${h.byteLength} bytes)`);
+      if (at + len > h.length) throw new MpiError(`inline frames longer than their header (${h.length} bytes)`);
       frames.push(h.subarray(at, at + len));
       at += len;
     }
-    if (at !== h.byteLength) throw new MpiError(`inline frames of ${at} bytes in a header of ${h.byteLength}`);
+    if (at !== h.length) throw new MpiError(`inline frames of ${at} bytes in a header of ${h.length}`);
   }
   const m: Received = { kind: h[0]!, ctx: readU32(h, 4), src: readU32(h, 8), tag: readU32(h, 12), meta: readU32(h, 16), ackId: readU32(h, 20), frames, landed: undefined, flow: undefined };
   if (m.src >= size) throw new MpiError(`source rank ${m.src} in a job of ${size}`);
@@ -118,6 +122,6 @@ export function readMessage(msg: Buffer[], size: number, from?: number): Receive
  * its own (not inline) and no acknowledgement is asked for.
  */
 export function peekEnvelope(h: Buffer): Envelope | undefined {
-  if (h.byteLength !== HEADER_BYTES || readU32(h, 20) !== 0) return undefined;
+  if (h.length !== HEADER_BYTES || readU32(h, 20) !== 0) return undefined;
   return { kind: h[0]!, ctx: readU32(h, 4), src: readU32(h, 8), tag: readU32(h, 12), meta: readU32(h, 16) };
 }

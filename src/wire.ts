@@ -244,7 +244,7 @@ export function writeU32(b: Uint8Array, at: number, v: number): void {
 /** Payload size in bytes, as `probe` reports it. */
 export function payloadBytes(frames: Buffer[]): number {
   let n = 0;
-  for (const f of frames) n += f.byteLength;
+  for (let i = 0; i < frames.length; i++) n += frames[i]!.length; // length: see protocol.writeHeader
   return n;
 }
 
@@ -256,12 +256,15 @@ export function payloadBytes(frames: Buffer[]): number {
 export function decodeInto(kind: number, frames: Buffer[], target: TypedArray, call: string): number {
   if (kind !== Kind.Raw) throw new MpiError(`${call}: the message is not a typed array or binary buffer; use recv() for objects`);
   const src = frames[0]!;
-  if (src.byteLength > target.byteLength) {
-    throw new TruncateError(`${call}: message of ${src.byteLength} bytes does not fit the ${target.constructor.name} of ${target.length} elements (${target.byteLength} bytes)`);
+  // Sizes from `length`s: see protocol.writeHeader.
+  const bytes = src.length;
+  const bpe = target.BYTES_PER_ELEMENT;
+  if (bytes > target.length * bpe) {
+    throw new TruncateError(`${call}: message of ${bytes} bytes does not fit the ${target.constructor.name} of ${target.length} elements (${target.byteLength} bytes)`);
   }
-  if (src.byteLength % target.BYTES_PER_ELEMENT !== 0) {
-    throw new MpiError(`${call}: message of ${src.byteLength} bytes is not a whole number of ${target.constructor.name} elements`);
+  if (bytes % bpe !== 0) {
+    throw new MpiError(`${call}: message of ${bytes} bytes is not a whole number of ${target.constructor.name} elements`);
   }
-  new Uint8Array(target.buffer, target.byteOffset, src.byteLength).set(src);
-  return src.byteLength / target.BYTES_PER_ELEMENT;
+  new Uint8Array(target.buffer, target.byteOffset, bytes).set(src);
+  return bytes / bpe;
 }

@@ -57,9 +57,9 @@ export class Ring {
 
   /** Copies as much of `src` as fits; returns the number of bytes written (0 when full). */
   push(src: Uint8Array): number {
-    const n = Math.min(this.roomFor(src.byteLength), src.byteLength);
+    const n = Math.min(this.roomFor(src.length), src.length);
     if (n === 0) return 0;
-    this.own = this.copyIn(n === src.byteLength ? src : src.subarray(0, n), this.own);
+    this.own = this.copyIn(n === src.length ? src : src.subarray(0, n), this.own);
     Atomics.store(this.ctl, TAIL, this.own);
     return n;
   }
@@ -89,7 +89,7 @@ export class Ring {
 
   /** Copies `src` to the ring's byte `tail` (wrapping), unpublished; returns the tail after it. */
   private copyIn(src: Uint8Array, tail: number): number {
-    const n = src.byteLength;
+    const n = src.length;
     const at = tail & this.mask;
     const first = Math.min(n, this.capacity - at);
     this.data.set(first === n ? src : src.subarray(0, first), at);
@@ -145,7 +145,7 @@ export class Ring {
 
   /** Copies `dst.byteLength` bytes from `offset` bytes past the read position, without consuming them. */
   peekInto(dst: Uint8Array, offset: number): void {
-    const n = dst.byteLength;
+    const n = dst.length;
     const at = (this.own + offset) & this.mask;
     if (n <= 64) {
       // Byte by byte: cheaper than the views a set() of a sub-range needs, at these sizes.
@@ -167,7 +167,7 @@ export class Ring {
   /** Copies up to `dst.byteLength` waiting bytes into `dst`; returns how many. */
   pull(dst: Uint8Array): number {
     const head = this.own;
-    const n = Math.min((Atomics.load(this.ctl, TAIL) - head) >>> 0, dst.byteLength);
+    const n = Math.min((Atomics.load(this.ctl, TAIL) - head) >>> 0, dst.length);
     if (n === 0) return 0;
     const at = head & this.mask;
     const first = Math.min(n, this.capacity - at);

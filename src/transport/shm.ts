@@ -61,7 +61,7 @@ export function segmentPrefix(jobDir: string): string {
 /** Writes a message's frame count and lengths into `prefix` (4 + 4 · frames bytes) and returns it. */
 function writePrefix(prefix: Buffer, frames: readonly Buffer[]): Buffer {
   writeU32(prefix, 0, frames.length);
-  for (let i = 0; i < frames.length; i++) writeU32(prefix, 4 + 4 * i, frames[i]!.byteLength);
+  for (let i = 0; i < frames.length; i++) writeU32(prefix, 4 + 4 * i, frames[i]!.length);
   return prefix;
 }
 
@@ -111,7 +111,7 @@ class Outbox {
     try {
       while (m.part < m.parts.length) {
         const part = m.parts[m.part]!;
-        while (m.offset < part.byteLength) {
+        while (m.offset < part.length) {
           const n = this.ring.push(part.subarray(m.offset, m.offset + CHUNK));
           if (n === 0) {
             // Full: let the receiver see what is in, and ask it for room (unless room appeared).
@@ -178,16 +178,16 @@ class Inbox {
     // Messages that are in the ring whole (small ones nearly always are) are read in one step.
     while (this.stage === COUNT && this.got === 0 && this.readWhole()) delivered = true;
     for (;;) {
-      if (this.got < this.buf.byteLength) {
+      if (this.got < this.buf.length) {
         const n = this.ring.pull(this.got === 0 ? this.buf : this.buf.subarray(this.got));
         if (n > 0 && this.ring.takeRoomRequest()) this.peerBell.ring();
         this.got += n;
-        if (this.got < this.buf.byteLength) return delivered;
+        if (this.got < this.buf.length) return delivered;
       }
       if (this.stage === COUNT) {
         this.count = readU32(this.countBuf, 0);
         if (this.count > MAX_FRAMES) return this.broken(`a message of ${this.count} frames`), delivered;
-        if (this.lengths.byteLength < 4 * this.count) this.lengths = Buffer.alloc(4 * this.count);
+        if (this.lengths.length < 4 * this.count) this.lengths = Buffer.alloc(4 * this.count);
         this.stage = LENGTHS;
         this.next(this.lengths.subarray(0, 4 * this.count));
       } else if (this.stage === LENGTHS) {
@@ -235,7 +235,7 @@ class Inbox {
     for (let i = 0; i < count; i++) {
       const b = this.frameBuffer(i);
       ring.peekInto(b, at);
-      at += b.byteLength;
+      at += b.length;
     }
     ring.skip(total);
     if (ring.takeRoomRequest()) this.peerBell.ring();
@@ -368,7 +368,7 @@ export class ShmTransport implements Transport, DoorbellClient {
     // The common case, a message that fits now: written whole from a reused prefix, no queue entry.
     if (out.queue.length === 0 && n < this.prefixes.length) {
       let total = 4 + 4 * n;
-      for (let i = 0; i < n; i++) total += frames[i]!.byteLength;
+      for (let i = 0; i < n; i++) total += frames[i]!.length;
       if (total <= out.ring.roomFor(total)) {
         out.ring.pushAll(writePrefix(this.prefixes[n]!, frames), frames);
         out.bell.published();
