@@ -4,6 +4,7 @@
  * a message to itself straight to the matcher, and turns arriving messages into completed
  * receives. Communicators add rank translation, validation and contexts on top.
  */
+import { Buffer } from "node:buffer"; // not the global, which is a getter: a call on every use
 import { ANY_SOURCE } from "./constants.js";
 import type { GoneHow } from "./control.js";
 import { MpiError, RankFailedError } from "./errors.js";

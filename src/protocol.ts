@@ -3,6 +3,7 @@
  * BTLs): the header every message starts with, and the control messages of the protocol itself,
  * the large-message acknowledgement and the FIN handshake. A transport only moves the frames.
  */
+import { Buffer } from "node:buffer"; // not the global, which is a getter: a call on every use
 import { MpiError } from "./errors.js";
 import { BINARY_TYPE_COUNT, Kind, readU32, writeU32 } from "./wire.js";
 

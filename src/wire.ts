@@ -9,6 +9,7 @@
  */
 // The entry without the optional native string decoder (msgpackr-extract): loading that cost each
 // rank ~12 ms of start-up, for a speed-up only large string-heavy messages would see.
+import { Buffer } from "node:buffer"; // not the global, which is a getter: a call on every use
 import { Packr, addExtension } from "msgpackr/pack";
 import { MpiError, TruncateError } from "./errors.js";
 

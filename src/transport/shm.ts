@@ -13,6 +13,7 @@
  * would deadlock otherwise). While such a send waits, incoming messages are read too, for the same
  * reason.
  */
+import { Buffer } from "node:buffer"; // not the global, which is a getter: a call on every use
 import { basename } from "node:path";
 import { MpiError } from "../errors.js";
 import { MAX_MESSAGE_BYTES, sizeText } from "../limits.js";

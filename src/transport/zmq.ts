@@ -2,6 +2,7 @@
  * The ZeroMQ transport: one PULL socket per rank, one PUSH socket per peer it sends to, over ipc
  * between ranks of one host and tcp between hosts. It moves frames and nothing else.
  */
+import { Buffer } from "node:buffer"; // not the global, which is a getter: a call on every use
 import * as zmq from "zeromq";
 import { MpiError } from "../errors.js";
 import { MAX_MESSAGE_BYTES } from "../limits.js";
