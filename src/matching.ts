@@ -104,6 +104,14 @@ function firstAccepting(q: Entry<Waiter>[] | undefined, tag: number): number {
   return -1;
 }
 
+/**
+ * Removes entry `i` of `q` and returns its item. The first, nearly always: shift() moves the rest
+ * in place, where splice() also makes an array of what it removed, on every message.
+ */
+function removeAt<T>(q: Entry<T>[], i: number): T {
+  return (i === 0 ? q.shift()! : q.splice(i, 1)[0]!).item;
+}
+
 function matches(w: Waiter, m: Incoming): boolean {
   return w.ctx === m.ctx && (w.src === ANY_SOURCE || w.src === m.src) && (w.tag === ANY_TAG || w.tag === m.tag);
 }
@@ -154,14 +162,14 @@ export class Matcher {
     const j = firstAccepting(any, tag);
     if (i < 0 && j < 0) return undefined;
     this.posted--;
-    if (j < 0 || (i >= 0 && own![i]!.seq < any![j]!.seq)) return own!.splice(i, 1)[0]!.item;
-    return any!.splice(j, 1)[0]!.item;
+    if (j < 0 || (i >= 0 && own![i]!.seq < any![j]!.seq)) return removeAt(own!, i);
+    return removeAt(any!, j);
   }
 
   /** Removes and returns the oldest matching message that has arrived. */
   take(ctx: number, src: number, tag: number): Incoming | undefined {
     const found = this.find(ctx, src, tag);
-    return found && found.q.splice(found.i, 1)[0]!.item;
+    return found && removeAt(found.q, found.i);
   }
 
   /** Returns the oldest matching message that has arrived, leaving it queued. */

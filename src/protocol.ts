@@ -96,13 +96,17 @@ export function readMessage(msg: Buffer[], size: number, from?: number): Receive
   let frames: Buffer[];
   if (n === 0) frames = msg.length === 1 ? [] : msg.slice(1);
   else {
-    frames = [];
+    // Made whole when there is one frame (a typed array's payload, the common case): the first
+    // push onto [] allocates room for 17.
+    frames = n === 1 ? [h] : [];
     let at = HEADER_BYTES + 4 * n;
     if (at > h.length) throw new MpiError(`${n} inline frames in a header of ${h.length} bytes`);
     for (let i = 0; i < n; i++) {
       const len = readU32(h, HEADER_BYTES + 4 * i);
       if (at + len > h.length) throw new MpiError(`inline frames longer than their header (${h.length} bytes)`);
-      frames.push(h.subarray(at, at + len));
+      const f = h.subarray(at, at + len);
+      if (n === 1) frames[0] = f;
+      else frames.push(f);
       at += len;
     }
     if (at !== h.length) throw new MpiError(`inline frames of ${at} bytes in a header of ${h.length}`);

@@ -231,7 +231,8 @@ class Inbox {
     }
     if (avail < total) return false;
     this.count = count;
-    this.frames = [];
+    // Made whole for one frame (the common case; see frameBuffer).
+    this.frames = count === 1 ? [EMPTY] : [];
     let at = 4 + 4 * count;
     for (let i = 0; i < count; i++) {
       const b = this.frameBuffer(i);
@@ -255,7 +256,8 @@ class Inbox {
     const len = readU32(this.lengths, 4 * i);
     const target = i === 1 && this.count === 2 ? this.handlers.landing?.(this.src, this.frames[0]!, len) : undefined;
     const b = target ? Buffer.from(target.buffer, target.byteOffset, len) : Buffer.allocUnsafe(len);
-    this.frames.push(b);
+    if (i < this.frames.length) this.frames[i] = b;
+    else this.frames.push(b);
     return b;
   }
 
