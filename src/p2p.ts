@@ -433,7 +433,7 @@ export class PointToPoint {
     this.dataPeers.add(dest);
     // Small payloads are copied into the header frame, which also frees the caller's memory.
     const bytes = payloadBytes(frames);
-    if (bytes <= t.inlineLimit(dest) && frames.length <= MAX_INLINE_FRAMES) return t.send(dest, [writeHeader(env, 0, frames, bytes)], 1);
+    if (bytes <= t.inlineLimit(dest) && frames.length <= MAX_INLINE_FRAMES) return t.send(dest, [writeHeader(env, 0, frames)], 1);
     let needsAck = false;
     for (let i = borrowedFrom; i < frames.length; i++) if (frames[i]!.length > t.copyLimit(dest)) needsAck = true;
     if (!needsAck) return t.send(dest, [writeHeader(env, 0), ...frames], borrowedFrom + 1);

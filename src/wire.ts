@@ -98,10 +98,17 @@ function fromFrame(code: number, buf: Buffer): unknown {
   const T = BINARY_TYPES[code] as TypedArrayConstructor | undefined;
   if (!T) throw new MpiError(`corrupt message: unknown binary type code ${code}`);
   const bpe = T.BYTES_PER_ELEMENT;
-  if (buf.byteLength % bpe !== 0) throw new MpiError(`corrupt message: ${buf.byteLength} bytes is not a whole number of ${T.name} elements`);
-  if (owned) return new T(buf.buffer, 0, buf.byteLength / bpe);
-  const out = new T(buf.byteLength / bpe);
-  new Uint8Array(out.buffer).set(buf);
+  if (buf.length % bpe !== 0) throw new MpiError(`corrupt message: ${buf.length} bytes is not a whole number of ${T.name} elements`);
+  const n = buf.length / bpe;
+  if (owned) return new T(buf.buffer, 0, n);
+  // A copy that never reads the new array's `.buffer`: a small typed array lives inside V8's heap
+  // until its buffer is asked for, which moves it out (a malloc now, a sweep later). Inline
+  // payloads start 8-byte aligned (protocol.ts), so the bytes can be read as a T in place.
+  if (buf.byteOffset % bpe !== 0) return new T(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length), 0, n);
+  const out = new T(n);
+  // One class on both sides: set() copies the bytes as they are (NaN payloads too). The casts
+  // only merge the bigint and number classes for TypeScript.
+  (out as Uint8Array).set(new T(buf.buffer, buf.byteOffset, n) as Uint8Array);
   return out;
 }
 

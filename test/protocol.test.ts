@@ -10,7 +10,7 @@ import { encode } from "../src/wire.js";
 
 const SIZE = 4;
 const header = (over: Partial<{ kind: number; ctx: number; src: number; tag: number; meta: number }> = {}, ackId = 0, inline: Buffer[] = []) =>
-  writeHeader({ kind: 1, ctx: 0, src: 1, tag: 5, meta: 0, ...over }, ackId, inline, inline.reduce((a, f) => a + f.byteLength, 0));
+  writeHeader({ kind: 1, ctx: 0, src: 1, tag: 5, meta: 0, ...over }, ackId, inline);
 
 describe("the message header", () => {
   it("round-trips an envelope, its ack id and its inline frames", () => {
@@ -19,12 +19,25 @@ describe("the message header", () => {
     expect([...m.frames[0]!]).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
   });
 
+  it("starts every inline frame at a multiple of 8 bytes into the header, with zeros before it", () => {
+    // One frame: its length ends at byte 28, so it starts at 32.
+    const one = header({}, 0, [Buffer.from([1, 2, 3])]);
+    expect(readMessage([one], SIZE).frames[0]!.byteOffset - one.byteOffset).toBe(32);
+    expect([...one.subarray(28, 32)]).toEqual([0, 0, 0, 0]);
+    // Two: the lengths end at 32; the second frame starts at 40, after the first's 3 bytes.
+    const two = header({}, 0, [Buffer.from([1, 2, 3]), Buffer.from([4, 5, 6, 7, 8, 9, 10, 11, 12])]);
+    const m = readMessage([two], SIZE);
+    expect(m.frames.map((f) => f.byteOffset - two.byteOffset)).toEqual([32, 40]);
+    expect([...two.subarray(35, 40)]).toEqual([0, 0, 0, 0, 0]);
+    expect(m.frames.map((f) => [...f])).toEqual([[1, 2, 3], [4, 5, 6, 7, 8, 9, 10, 11, 12]]);
+  });
+
   it("rejects, saying why, what no rank of the job could have sent", () => {
     const cases: [Buffer[], string, number?][] = [
       [[], "a header of 0 bytes (at least 24)"],
       [[Buffer.alloc(5)], "a header of 5 bytes (at least 24)"],
       [[Buffer.concat([header({}, 0, [Buffer.alloc(8)]).subarray(0, 30)])], "inline frames longer than their header"],
-      [[Buffer.concat([header({}, 0, [Buffer.alloc(8)]), Buffer.alloc(3)])], "inline frames of 36 bytes in a header of 39"],
+      [[Buffer.concat([header({}, 0, [Buffer.alloc(8)]), Buffer.alloc(3)])], "inline frames of 40 bytes in a header of 43"],
       [[header({ src: 4 }), Buffer.alloc(1)], "source rank 4 in a job of 4"],
       [[header({ src: 2 }), Buffer.alloc(1)], "source rank 2 on the link from rank 1", 1],
       [[header({ kind: 9 }), Buffer.alloc(1)], "unknown kind 9"],

@@ -57,6 +57,19 @@ describe("wire format", () => {
     expect(back.buffer.byteLength).toBe(4);
   });
 
+  it("reads a typed array from a frame inside a larger buffer, aligned or not, into memory of its own with the bits as sent", () => {
+    const sent = new Float64Array([1.5, NaN]);
+    new Uint32Array(sent.buffer)[2] = 0xdeadbeef; // a NaN with a payload
+    for (const offset of [8, 12]) {
+      const pool = new ArrayBuffer(64);
+      new Uint8Array(pool, offset, 16).set(new Uint8Array(sent.buffer));
+      const back = decode(Kind.Raw, encode(sent).meta, [Buffer.from(pool, offset, 16)]) as Float64Array;
+      expect(back).toBeInstanceOf(Float64Array);
+      expect(back.buffer.byteLength).toBe(16);
+      expect(Buffer.from(back.buffer).equals(Buffer.from(sent.buffer))).toBe(true);
+    }
+  });
+
   it("rejects functions and symbols with MpiError", () => {
     expect(() => encode({ cb: () => 0 })).toThrow(MpiError);
     expect(() => encode(Symbol("s"))).toThrow(/cannot be encoded/);
