@@ -15,8 +15,10 @@
  *
  * Lost wake-ups are ruled out the futex way: the waiter sets `sleeping`, reads the counter, checks
  * its rings and its condition once more, and sleeps only while the counter still holds what it
- * read; a producer publishes, then bumps the counter and wakes if `sleeping` is set. (Atomics
- * stores are sequentially consistent: either the waiter sees the bytes or the producer sees the flag.)
+ * read; a producer publishes, then reads `sleeping`, and if it is set bumps the counter and wakes
+ * the waiter (Bell.published; room made, or bytes for a rank that does not poll its rings, bump
+ * the counter in any case). Atomics stores are sequentially consistent: either the waiter sees
+ * the bytes or the producer sees the flag.
  */
 // Imported rather than the global: Node's global `performance` is a getter, a call on every read.
 import { performance } from "node:perf_hooks";
@@ -174,12 +176,12 @@ export interface DoorbellClient {
   /**
    * Bytes wait in a ring that progress() has not read. `sure`: read with Atomics, as the check
    * before sleeping must be (it orders after the `sleeping` flag's store); otherwise plain reads,
-   * which a spin makes on every poll: an Atomics call costs ~8 ns here, a plain read ~1, and with
-   * polls slower a crowded host's spinners yield their cores later (heat, 4 ranks: −10 %).
+   * as a spin makes on every poll (an Atomics call costs ~8 ns here, a plain read ~1).
    */
   arrived(sure: boolean): boolean;
   /**
-   * Reads what has arrived and pushes what waited for room; called when the counter moved.
+   * Reads what has arrived and pushes what waited for room; called when bytes arrived or the
+   * counter moved.
    * True if it handed over a message or completed a send: callers may be waiting to run.
    */
   progress(): boolean;
