@@ -7,9 +7,9 @@
  * referenced from the packed frame by index. Frames that are views of the caller's memory are
  * reported as `borrowed` so the transport can decide whether to copy them or wait for an ack.
  */
+import { Buffer } from "node:buffer"; // not the global, which is a getter: a call on every use
 // The entry without the optional native string decoder (msgpackr-extract): loading that cost each
 // rank ~12 ms of start-up, for a speed-up only large string-heavy messages would see.
-import { Buffer } from "node:buffer"; // not the global, which is a getter: a call on every use
 import { Packr, addExtension } from "msgpackr/pack";
 import { MpiError, TruncateError } from "./errors.js";
 
