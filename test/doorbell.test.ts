@@ -20,21 +20,25 @@ const policy = (blockMicros: number): SpinPolicy => ({ spinMicros: 50, crowdedSp
 const idle = { active: () => false, arrived: () => false, progress: () => false };
 
 describe("Doorbell and Crowd", () => {
-  it("polls the long window while the ranks awake fit the cores, the short one when they do not", () => {
+  it("polls the long window and counts as uncrowded while the ranks awake fit the cores, the short one and crowded when they do not", () => {
     const buf = segment();
     const door = new Doorbell(shm, buf, 0, policy(0), idle);
     try {
       expect(door.spinWindow()).toBe(50); // no crowd: every rank has a core
+      expect(door.crowded()).toBe(false);
       const crowd = new Crowd(buf, CROWD_AT, 4);
       door.crowd = crowd;
       expect(door.spinWindow()).toBe(5); // 4 awake on 2 cores
+      expect(door.crowded()).toBe(true);
       crowd.asleep();
       expect(door.spinWindow()).toBe(5); // 3 awake
       crowd.asleep();
       expect(crowd.awake()).toBe(2);
       expect(door.spinWindow()).toBe(50); // 2 awake on 2 cores
+      expect(door.crowded()).toBe(false);
       crowd.woke();
       expect(door.spinWindow()).toBe(5);
+      expect(door.crowded()).toBe(true);
     } finally {
       door.close();
     }

@@ -31,10 +31,10 @@ export const DOORBELL_BYTES = 64;
 /** Polls between looks at the clock while spinning (a look costs ~45 ns here, a poll a few). */
 const POLLS_PER_LOOK = 64;
 /**
- * While the host has a core for each of its ranks, µs of spinning between sched_yield calls. A
- * yield is a system call (~0.5 µs on these virtual machines), and a message that arrives during
- * one is seen that much later: yielding every 64 polls, as when ranks share cores, cost the 8-byte
- * ping-pong ~0.2 µs one way. Other processes still get the core within this.
+ * While no more of the host's ranks are awake than it has cores, µs of spinning between
+ * sched_yield calls. A yield is a system call (~0.5 µs on these virtual machines), and a message
+ * that arrives during one is seen that much later: yielding every 64 polls, as when ranks share
+ * cores, cost the 8-byte ping-pong ~0.2 µs one way. Other processes still get the core within this.
  */
 const YIELD_EVERY_US = 10;
 
@@ -67,10 +67,10 @@ export interface SpinPolicy {
  * callers' next calls for up to SETTLE_TICKS microtask turns, starts polling once no call has come
  * for QUIET_TICKS of them, polls for at most MICRO_SPIN_US there, and gives the event loop a turn
  * at least every TURN_MS whatever happens. A poll there that finds nothing turns this off for the
- * next MICRO_BACKOFF wake-ups: the pattern of calls does not answer that fast. Only while the
- * host's ranks have a core each (with 4 ranks on 2 cores heat ran ~9 % slower with it), and only
- * where a wait may hold the JS thread at all (policy.blockMicros > 0: no ZeroMQ peers, and
- * TSMPI_BLOCK_US not 0).
+ * next MICRO_BACKOFF wake-ups: the pattern of calls does not answer that fast. Only while no
+ * more of the host's ranks are awake than it has cores (with 4 ranks on 2 cores, all awake, heat
+ * ran ~9 % slower with it; see crowded()), and only where a wait may hold the JS thread at all
+ * (policy.blockMicros > 0: no ZeroMQ peers, and TSMPI_BLOCK_US not 0).
  */
 const SETTLE_TICKS = 16;
 const QUIET_TICKS = 2;
@@ -303,7 +303,7 @@ export class Doorbell {
    * lately, else the event loop's next turn.
    */
   private resume(): void {
-    if (this.crowd !== null || this.policy.blockMicros <= 0 || this.backoff > 0 || performance.now() - this.turnAt > TURN_MS) {
+    if (this.crowded() || this.policy.blockMicros <= 0 || this.backoff > 0 || performance.now() - this.turnAt > TURN_MS) {
       if (this.backoff > 0) this.backoff--;
       setImmediate(this.afterTurn);
       return;
@@ -430,9 +430,18 @@ export class Doorbell {
   }
 
   /** µs the next wait polls before sleeping: the long window unless more ranks are awake than cores. */
+  /**
+   * More of the host's ranks are awake now than it has cores (see Crowd): a wait then polls
+   * briefly, yields at every look, and resumes after an event-loop turn. Looked up at each wait
+   * and wake-up, so that with 4 ranks on 2 cores, two asleep, the other two wait as if alone.
+   */
+  crowded(): boolean {
+    return this.crowd !== null && this.crowd.awake() > this.policy.cores;
+  }
+
   spinWindow(): number {
     const p = this.policy;
-    return this.crowd === null || p.spinMicros === p.crowdedSpinMicros || this.crowd.awake() <= p.cores ? p.spinMicros : p.crowdedSpinMicros;
+    return p.spinMicros === p.crowdedSpinMicros || !this.crowded() ? p.spinMicros : p.crowdedSpinMicros;
   }
 
   private spinning(window: number): boolean {
@@ -440,8 +449,8 @@ export class Doorbell {
     if (window <= 0) return false;
     let now = performance.now();
     let until = now + window / 1000;
-    // Where ranks share cores (a Crowd), a peer may need this core: yield at every look.
-    const yieldEvery = this.crowd === null ? YIELD_EVERY_US / 1000 : 0;
+    // While more ranks are awake than there are cores, a peer may need this one: yield at every look.
+    const yieldEvery = this.crowded() ? 0 : YIELD_EVERY_US / 1000;
     let yieldAt = now + yieldEvery;
     let seen = this.progressed;
     for (let polls = 1; ; polls++) {
