@@ -429,7 +429,6 @@ export class Doorbell {
     return woke;
   }
 
-  /** µs the next wait polls before sleeping: the long window unless more ranks are awake than cores. */
   /**
    * More of the host's ranks are awake now than it has cores (see Crowd): a wait then polls
    * briefly, yields at every look, and resumes after an event-loop turn. Looked up at each wait
@@ -439,6 +438,7 @@ export class Doorbell {
     return this.crowd !== null && this.crowd.awake() > this.policy.cores;
   }
 
+  /** µs the next wait polls before sleeping: the long window unless more ranks are awake than cores. */
   spinWindow(): number {
     const p = this.policy;
     return p.spinMicros === p.crowdedSpinMicros || !this.crowded() ? p.spinMicros : p.crowdedSpinMicros;
