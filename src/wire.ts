@@ -85,30 +85,29 @@ export function bytesOf(v: ArrayBufferView | ArrayBufferLike): Buffer {
 
 function fromFrame(code: number, buf: Buffer): unknown {
   if (code === CODE_BUFFER) return buf;
-  if (code === CODE_ARRAYBUFFER) {
-    if (buf.byteOffset === 0 && buf.buffer.byteLength === buf.byteLength) return buf.buffer;
-    return buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength);
-  }
+  // Each read once: these are builtin calls, and a received typed array comes through here.
+  const ab = buf.buffer;
+  const offset = buf.byteOffset;
+  const bytes = buf.length;
   // A view is free when the frame owns its whole backing store (large frames do); a small frame
   // can sit in a shared pool, and a view would expose the pool's other bytes through `.buffer`.
-  const owned = buf.byteOffset === 0 && buf.buffer.byteLength === buf.byteLength;
-  if (code === CODE_DATAVIEW) {
-    return owned ? new DataView(buf.buffer) : new DataView(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
-  }
+  const owned = offset === 0 && ab.byteLength === bytes;
+  if (code === CODE_ARRAYBUFFER) return owned ? ab : ab.slice(offset, offset + bytes);
+  if (code === CODE_DATAVIEW) return new DataView(owned ? ab : ab.slice(offset, offset + bytes));
   const T = BINARY_TYPES[code] as TypedArrayConstructor | undefined;
   if (!T) throw new MpiError(`corrupt message: unknown binary type code ${code}`);
   const bpe = T.BYTES_PER_ELEMENT;
-  if (buf.length % bpe !== 0) throw new MpiError(`corrupt message: ${buf.length} bytes is not a whole number of ${T.name} elements`);
-  const n = buf.length / bpe;
-  if (owned) return new T(buf.buffer, 0, n);
+  if (bytes % bpe !== 0) throw new MpiError(`corrupt message: ${bytes} bytes is not a whole number of ${T.name} elements`);
+  const n = bytes / bpe;
+  if (owned) return new T(ab, 0, n);
   // A copy that never reads the new array's `.buffer`: a small typed array lives inside V8's heap
   // until its buffer is asked for, which moves it out (a malloc now, a sweep later). Inline
   // payloads start 8-byte aligned (protocol.ts), so the bytes can be read as a T in place.
-  if (buf.byteOffset % bpe !== 0) return new T(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length), 0, n);
+  if (offset % bpe !== 0) return new T(ab.slice(offset, offset + bytes), 0, n);
   const out = new T(n);
   // One class on both sides: set() copies the bytes as they are (NaN payloads too). The casts
   // only merge the bigint and number classes for TypeScript.
-  (out as Uint8Array).set(new T(buf.buffer, buf.byteOffset, n) as Uint8Array);
+  (out as Uint8Array).set(new T(ab, offset, n) as Uint8Array);
   return out;
 }
 
