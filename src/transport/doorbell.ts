@@ -274,16 +274,11 @@ export class Doorbell {
    * bump the counter for every publish (the transport makes their Bells so).
    */
   private poll(): boolean {
-    if (this.crowd === null) {
-      // Plain reads, as in arrived(false): whether to look, not what is there.
-      const c = this.words[COUNT]!;
-      if (c === this.seen && !this.client.arrived(false)) return false;
-      this.seen = c;
-    } else {
-      const c = Atomics.load(this.words, COUNT);
-      if (c === this.seen) return false;
-      this.seen = c;
-    }
+    const polled = this.crowd === null;
+    // Where the rings are polled, plain reads, as in arrived(false): whether to look, not what is there.
+    const c = polled ? this.words[COUNT]! : Atomics.load(this.words, COUNT);
+    if (c === this.seen && !(polled && this.client.arrived(false))) return false;
+    this.seen = c;
     this.progressed++;
     if (this.waitingSince < 0) return this.client.progress();
     this.waitedMs += performance.now() - this.waitingSince;

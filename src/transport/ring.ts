@@ -128,7 +128,7 @@ export class Ring {
    * Whether bytes wait, from a plain read of `tail`: cheap enough to poll, but not ordered with
    * anything (a look, not a read; available() is the read).
    */
-  published(): boolean {
+  seemsNonEmpty(): boolean {
     return this.ctl[TAIL] !== this.own;
   }
 

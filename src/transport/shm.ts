@@ -169,7 +169,7 @@ class Inbox {
 
   /** Bytes wait that drain() has not read (never once the link is broken: nothing more is read). See DoorbellClient.arrived. */
   arrived(sure: boolean): boolean {
-    return (sure ? this.ring.available() > 0 : this.ring.published()) && this.stage !== BROKEN;
+    return (sure ? this.ring.available() > 0 : this.ring.seemsNonEmpty()) && this.stage !== BROKEN;
   }
 
   /** Reads every complete message waiting in the ring, handing each to the handlers; true if any. */
