@@ -269,12 +269,12 @@ export class Trace {
    * a method called a few times per step, as these are, then stays unoptimized for a whole short
    * job, where recording a call and its message costs ~1 µs more than in optimized code
    * (16-rank heat traced: 10 % slower than plain without a warm-up that lasts, 3 % with one;
-   * see runtime.ts and the README's benchmarks). This instance is warmed, not a scratch one: optimized code is bound to the object's
-   * shape. For the same reason the rounds take every branch the job's calls can take (a message
-   * without its call, a call without its message, a new call name, the clock read here) and
-   * values past the small-integer range, so that no field changes representation later.
-   * Called at init once the transport is up (see runtime.ts), not earlier: opening it throws
-   * optimized code like this away (see there).
+   * see the README's benchmarks). Called at init once the transport is up, not earlier: opening
+   * it throws optimized code like this away (see runtime.ts). This instance is warmed, not a
+   * scratch one: optimized code is bound to the object's shape. For the same reason the rounds
+   * take every branch the job's calls can take (a message without its call, a call without its
+   * message, a new call name, the clock read here) and values past the small-integer range, so
+   * that no field changes representation later.
    */
   warmUp(rounds = WARM_UP_ROUNDS): void {
     // A small ring, so that its growing and its wrapping happen too, early, while V8 is still
