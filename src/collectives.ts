@@ -13,11 +13,15 @@
  * - allgather: Bruck (⌈log2 p⌉ rounds, (p−1)·m data per rank, any p).
  * - gather / scatter / alltoall: direct (all messages posted at once; cost grows with the data).
  * - barrier: dissemination.
+ * - Where the communicator's ranks share one host's memory (the channel has `exchange`), a small
+ *   allreduce and the barrier are one round on shared-memory boards instead (board.ts), as Open
+ *   MPI's coll/sm does; values a board cannot carry go by the algorithms above.
  * Failures that one rank detects (a value that does not reduce or cannot be encoded, a scatter
  * root with the wrong number of values) travel on through the algorithm as a failure marker, so
  * the ranks that needed the value reject too instead of waiting for a message that never comes.
  */
 import { MpiError } from "./errors.js";
+import { BY_MESSAGES, NOT_ON_BOARD } from "./board.js";
 import { checkReducible, combine, combineArrays, typeName, type Op, type OpName } from "./op.js";
 import { SENT } from "./transport/index.js";
 import { isTypedArray, type TypedArray } from "./wire.js";
@@ -33,6 +37,13 @@ export interface Channel {
    * bytes land there straight from the ring, with no buffer in between.
    */
   recvInto(source: number, into: TypedArray): Promise<void>;
+  /**
+   * Where the ranks share memory: posts this rank's value on its board and resolves with every
+   * rank's values combined with `op` in rank order (null for a barrier), or with BY_MESSAGES when
+   * some rank's value is not one a board carries (the call then goes by messages on every
+   * rank). See board.ts.
+   */
+  exchange?(value: unknown, op: OpName | null, into?: TypedArray): Promise<unknown>;
 }
 
 /**
@@ -123,6 +134,10 @@ function useRing(ch: Channel, value: unknown, op: Op): value is TypedArray {
  * for any p, not only powers of two.
  */
 export async function barrier(ch: Channel): Promise<void> {
+  if (ch.exchange) {
+    await ch.exchange(null, null);
+    return;
+  }
   const { rank, size } = ch;
   for (let k = 1; k < size; k <<= 1) {
     await sendRecv(ch, (rank + k) % size, null, (rank - k + size) % size);
@@ -203,6 +218,11 @@ function placed(result: unknown, into: TypedArray): TypedArray {
  */
 export async function allreduce<T>(ch: Channel, value: T, op: Op, into?: TypedArray): Promise<T> {
   const mine = into === undefined ? contribution("allreduce", ch, value, op) : intoContribution(ch, value, op, into);
+  if (ch.exchange) {
+    // Failures and function ops go by messages, which carry the failure markers and the agreement.
+    const result = await ch.exchange(typeof op === "string" && !isFailure(mine) ? mine : NOT_ON_BOARD, op as OpName, into);
+    if (result !== BY_MESSAGES) return result as T;
+  }
   if (useRing(ch, mine, op)) {
     // Every rank must run the same algorithm. Agreeing on the array's class and length first,
     // with the same message pattern as the tree path, makes a rank whose array differs (and

@@ -11,7 +11,7 @@ import { MpiError, RankFailedError } from "./errors.js";
 import { MAX_MESSAGE_BYTES, STRAY_LIMIT_BYTES, sizeText } from "./limits.js";
 import { Matcher, type Incoming, type Waiter } from "./matching.js";
 import { KIND_ACK, KIND_FIN, KIND_FIN_ACK, MAX_INLINE_FRAMES, peekEnvelope, readMessage, writeHeader, type Envelope, type Received } from "./protocol.js";
-import { SENT, type Transport } from "./transport/index.js";
+import { SENT, type SharedBoards, type Transport } from "./transport/index.js";
 import { ended, marked, traceOnly } from "./instrument.js";
 import { awaitedAt } from "./where.js";
 import { activity } from "./report.js";
@@ -203,6 +203,22 @@ export class PointToPoint {
     return { receives: this.matcher.waiting(), acks: [...this.acks.values()] };
   }
 
+  /**
+   * The shared-memory boards of a communicator (see board.ts), when the transport reaches every
+   * member through memory it shares with them; null otherwise.
+   */
+  boards(contextId: number, group: readonly number[]): SharedBoards | null {
+    return this.transport?.boards?.(contextId, group) ?? null;
+  }
+
+  /** How world rank `peer` has gone ("finalized", "exited"), or undefined while it is there. */
+  goneHow(peer: number): string | undefined {
+    return this.gone.get(peer)?.how;
+  }
+
+  /** Set by the communicators: told when a peer has gone, for the waits that are not receives (boards). */
+  peerLeft: ((peer: number) => void) | null = null;
+
   /** Set by the communicators: sees every collective message as it arrives; true = consumed. */
   collectiveArrival: ((m: Incoming) => boolean) | null = null;
 
@@ -360,6 +376,7 @@ export class PointToPoint {
       landing.w.reject(new RankFailedError(`recv from world rank ${peer} cannot complete: that rank exited while sending the message`, peer));
     }
     this.failIfDrained(peer);
+    this.peerLeft?.(peer);
   }
 
   /**

@@ -73,6 +73,13 @@ export function binaryCode(v: unknown): number {
   return -1;
 }
 
+/** Whether `v` is an instance of a built-in typed-array class itself (not a subclass, not a Buffer). */
+export function isPlainTypedArray(v: unknown): v is TypedArray {
+  if (typeof v !== "object" || v === null) return false;
+  const code = codeByConstructor.get(v.constructor);
+  return code !== undefined && code !== CODE_ARRAYBUFFER && code !== CODE_BUFFER && code !== CODE_DATAVIEW;
+}
+
 export function isTypedArray(v: unknown): v is TypedArray {
   return ArrayBuffer.isView(v) && !(v instanceof DataView);
 }

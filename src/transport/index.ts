@@ -50,6 +50,40 @@ export interface TransportHandlers {
   refused?(reason: string): void;
 }
 
+/**
+ * Bytes of shared memory a transport that offers boards keeps per context id (below
+ * BOARD_CONTEXTS) in each rank's memory: what one rank posts for a communicator's collectives,
+ * laid out by src/board.ts.
+ */
+export const BOARD_BYTES = 1024;
+export const BOARD_CONTEXTS = 64;
+
+/**
+ * Something waiting on a board rather than on a message: the transport's waiting loop calls
+ * `fire()` once `ready()` holds (and looks again after that while it is watched).
+ */
+export interface BoardWatch {
+  ready(): boolean;
+  fire(): void;
+}
+
+/**
+ * The boards of one communicator's members, for collectives through shared memory (Open MPI's
+ * coll/sm): each member writes only its own, and reads the others'.
+ */
+export interface SharedBoards {
+  /** Each member's board (BOARD_BYTES), in the communicator's rank order. */
+  readonly areas: readonly Int32Array[];
+  /**
+   * After this rank wrote its board: members that wait look (as after a publish into their
+   * rings: where ranks share cores, their doorbell counters move; elsewhere only sleepers are rung).
+   */
+  notify(): void;
+  /** Serves `w` in the waiting loop until `unwatch(w)`; holds the loop open meanwhile. */
+  watch(w: BoardWatch): void;
+  unwatch(w: BoardWatch): void;
+}
+
 export interface Transport {
   /** This transport's entry of the rank's address (see PeerAddress). */
   readonly address: unknown;
@@ -87,6 +121,12 @@ export interface Transport {
   waitedMs?(): number;
   /** Optional, for a transport whose waits sleep in the kernel: how many times they did (see Doorbell.sleeps). */
   sleeps?(): number;
+  /**
+   * Optional: the boards of the communicator of context id `contextId` whose members are the
+   * world ranks `members`, if this transport reaches every one of them through memory it shares
+   * with them; null otherwise (the collectives then use messages).
+   */
+  boards?(contextId: number, members: readonly number[]): SharedBoards | null;
   /** Closes the transport; call after the protocol has flushed what matters. */
   close(): void;
 }
@@ -179,6 +219,14 @@ export class Router implements Transport {
 
   reaches(dest: number): boolean {
     return this.routes[dest] !== undefined;
+  }
+
+  /** Boards when every other member is reached by one transport that offers them. */
+  boards(contextId: number, members: readonly number[]): SharedBoards | null {
+    const others = members.filter((m) => m !== this.rank);
+    const t = others.length > 0 ? this.routes[others[0]!] : undefined;
+    if (!t?.boards || others.some((m) => this.routes[m] !== t)) return null;
+    return t.boards(contextId, members);
   }
 
   copyLimit(dest: number): number {

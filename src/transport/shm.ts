@@ -19,7 +19,7 @@ import { MpiError } from "../errors.js";
 import { MAX_MESSAGE_BYTES, sizeText } from "../limits.js";
 import { readU32, writeU32 } from "../wire.js";
 import { Bell, Crowd, Doorbell, DOORBELL_BYTES, type DoorbellClient, type SpinPolicy } from "./doorbell.js";
-import { SENT, type PeerAddress, type Transport, type TransportHandlers } from "./index.js";
+import { BOARD_BYTES, BOARD_CONTEXTS, SENT, type BoardWatch, type PeerAddress, type SharedBoards, type Transport, type TransportHandlers } from "./index.js";
 import type { ShmAddon } from "./native.js";
 import { Ring } from "./ring.js";
 
@@ -35,7 +35,8 @@ export interface ShmAddress {
 
 /**
  * Segment layout: a header line (word 0 counts the peers that have mapped it; word 1, in the
- * segment of the host's first rank, the host's sleeping ranks: see Crowd), the doorbell, the rings.
+ * segment of the host's first rank, the host's sleeping ranks: see Crowd), the doorbell, the
+ * rings, then this rank's boards (one per context id below BOARD_CONTEXTS; see src/board.ts).
  */
 const ATTACHED = 0;
 const SLEEPERS_AT = 4;
@@ -82,7 +83,11 @@ export function ringCapacity(localRanks: number): number {
 }
 
 function segmentBytes(capacity: number, slots: number): number {
-  return RINGS_AT + slots * Ring.bytes(capacity);
+  return boardAt(capacity, slots, BOARD_CONTEXTS);
+}
+
+function boardAt(capacity: number, slots: number, contextId: number): number {
+  return RINGS_AT + slots * Ring.bytes(capacity) + contextId * BOARD_BYTES;
 }
 
 function ringAt(capacity: number, slot: number): number {
@@ -288,6 +293,10 @@ export interface ShmTransportOptions {
 
 export class ShmTransport implements Transport, DoorbellClient {
   private readonly outs = new Map<number, Outbox>();
+  /** Each local peer's segment and address, for its boards. */
+  private readonly segments = new Map<number, { seg: ArrayBuffer; address: ShmAddress }>();
+  /** What waits on boards (see boards()): served by the waiting loop along with the rings. */
+  private readonly watches: BoardWatch[] = [];
   private readonly ins: Inbox[] = [];
   private readonly door: Doorbell;
   private holds = 0;
@@ -349,6 +358,7 @@ export class ShmTransport implements Transport, DoorbellClient {
       // The last rank to map a segment removes its name: the mappings keep the memory.
       if (Atomics.add(new Int32Array(seg, 0, 1), ATTACHED, 1) + 1 === a.slots - 1) this.addon.unlink(a.name);
       if (slot === 0) first = seg;
+      this.segments.set(peer, { seg, address: a });
       // Where every rank has a core, peers poll their rings (see Doorbell.poll).
       const peerBell = new Bell(this.addon, seg, DOORBELL_AT, local.length <= this.opts.policy.cores);
       this.outs.set(peer, new Outbox(new Ring(seg, ringAt(a.capacity, me), a.capacity, "producer"), peerBell));
@@ -360,6 +370,36 @@ export class ShmTransport implements Transport, DoorbellClient {
 
   reaches(dest: number): boolean {
     return this.outs.has(dest);
+  }
+
+  boards(contextId: number, members: readonly number[]): SharedBoards | null {
+    if (contextId >= BOARD_CONTEXTS) return null;
+    const areas: Int32Array[] = [];
+    const bells: (Bell | null)[] = [];
+    for (const m of members) {
+      const peer = m === this.opts.rank ? { seg: this.segment, address: this.address } : this.segments.get(m);
+      if (!peer) return null;
+      const { capacity, slots } = peer.address;
+      areas.push(new Int32Array(peer.seg, boardAt(capacity, slots, contextId), BOARD_BYTES / 4));
+      bells.push(m === this.opts.rank ? null : this.outs.get(m)!.bell);
+    }
+    return {
+      areas,
+      notify: () => {
+        this.door.touch();
+        for (let i = 0; i < bells.length; i++) bells[i]?.published();
+      },
+      watch: (w) => {
+        this.watches.push(w);
+        this.hold();
+      },
+      unwatch: (w) => {
+        const i = this.watches.indexOf(w);
+        if (i < 0) return;
+        this.watches.splice(i, 1);
+        this.release();
+      },
+    };
   }
 
   send(dest: number, frames: Buffer[]): Promise<void> {
@@ -429,10 +469,12 @@ export class ShmTransport implements Transport, DoorbellClient {
     return !this.closed && (this.holds > 0 || this.blocked > 0);
   }
 
-  /** Doorbell client: bytes wait in an incoming ring. */
+  /** Doorbell client: bytes wait in an incoming ring, or a board shows what a watch waits for. */
   arrived(sure: boolean): boolean {
     const ins = this.ins;
     for (let i = 0; i < ins.length; i++) if (ins[i]!.arrived(sure)) return true;
+    const ws = this.watches;
+    for (let i = 0; i < ws.length; i++) if (ws[i]!.ready()) return true;
     return false;
   }
 
@@ -440,6 +482,15 @@ export class ShmTransport implements Transport, DoorbellClient {
   progress(): boolean {
     let woke = false;
     for (const inbox of this.ins) if (inbox.drain()) woke = true;
+    // A watch may unwatch itself when it fires, or watch another: a copy is walked.
+    if (this.watches.length > 0) {
+      for (const w of this.watches.slice()) {
+        if (w.ready()) {
+          w.fire();
+          woke = true;
+        }
+      }
+    }
     if (this.blocked === 0) return woke;
     for (const out of this.outs.values()) {
       while (out.queue.length > 0 && out.push(out.queue[0]!)) {
