@@ -80,6 +80,10 @@ export interface BoardHooks {
   mismatch(tag: number, mine: number | undefined, theirs: number, member: number): Error;
   /** How world rank `rank` has gone ("finalized", "exited"), or undefined while it is there. */
   gone(rank: number): string | undefined;
+  /** Whether any rank of the job has gone already (before this board was made). */
+  anyGone(): boolean;
+  /** A call's signature in words, for errors: "allreduce (op sum)". */
+  describe(sig: number): string;
   /** A call completed (for the launcher's watch for hangs: something moved). */
   moved(): void;
 }
@@ -87,6 +91,11 @@ export interface BoardHooks {
 /** One board call of this rank, waiting for its slot to be free or for the others' slots. */
 class BoardCall {
   written = false;
+  /**
+   * A member posted this board call at a later collective call (see reduce): nothing on the
+   * boards will change for it, so it waits only for the notice that ends the collectives.
+   */
+  stalled = false;
   private done!: (v: unknown) => void;
   private fail!: (e: Error) => void;
   readonly promise: Promise<unknown>;
@@ -143,6 +152,8 @@ export class Board implements BoardWatch {
   private readonly own: Int32Array;
   /** Each member's DONE as last read: enough to know a slot is free without reading it again, most calls. */
   private readonly doneSeen: Int32Array;
+  /** The last call this rank completed (its DONE). */
+  private completed = 0;
   /** Whether this rank counts itself in WANTERS. */
   private wanting = false;
   /** Typed-array views of each member's slots, by member · SLOTS + slot: made again only when the class or length changes. */
@@ -164,6 +175,7 @@ export class Board implements BoardWatch {
     this.numbers = this.areas.map((a) => new Float64Array(a.buffer, a.byteOffset, a.length / 2));
     this.own = this.areas[rank]!;
     this.doneSeen = new Int32Array(this.areas.length);
+    this.anyGone = hooks.anyGone();
   }
 
   /**
@@ -187,7 +199,7 @@ export class Board implements BoardWatch {
   ready(): boolean {
     const q = this.queue;
     if (q.length === 0) return false;
-    if (q[0]!.written && this.present(q[0]!)) return true;
+    if (q[0]!.written && !q[0]!.stalled && this.present(q[0]!)) return true;
     for (let i = 0; i < q.length; i++) if (!q[i]!.written) return this.canWrite(q[i]!.seq);
     return false;
   }
@@ -217,7 +229,8 @@ export class Board implements BoardWatch {
     const out: BoardWait[] = [];
     for (let i = 0; i < this.areas.length; i++) {
       if (i === this.rank) continue;
-      const missing = c.written ? Atomics.load(this.areas[i]!, base + SEQ) !== c.seq : ((Atomics.load(this.areas[i]!, DONE) - c.seq + SLOTS) | 0) < 0;
+      const a = this.areas[i]!;
+      const missing = !c.written ? ((Atomics.load(a, DONE) - c.seq + SLOTS) | 0) < 0 : c.stalled ? a[base + TAG] !== c.tag : Atomics.load(a, base + SEQ) !== c.seq;
       if (missing) out.push({ tag: c.tag, src: this.group[i]!, locate: () => c.locate() });
     }
     return out;
@@ -226,44 +239,55 @@ export class Board implements BoardWatch {
   /** Writes the slots it can, in call order, then completes the calls whose slots are all there. */
   private step(): void {
     const q = this.queue;
-    for (let i = 0; i < q.length; i++) {
-      const c = q[i]!;
-      if (c.written) continue;
-      if (!this.canWrite(c.seq) && !this.askRoom(c.seq)) break;
-      this.write(c);
-    }
-    while (q.length > 0 && q[0]!.written) {
-      const c = q[0]!;
-      if (!this.present(c)) {
-        const gone = this.anyGone ? this.goneMember(c) : undefined;
-        if (gone) return this.fail((this.failure = gone));
-        break;
+    // A completed call frees its slot for a call SLOTS later, which may then be written.
+    for (let again = true; again; ) {
+      again = false;
+      for (let i = 0; i < q.length; i++) {
+        const c = q[i]!;
+        if (c.written) continue;
+        if (!this.canWrite(c.seq) && !this.askRoom(c.seq)) break;
+        this.write(c);
       }
-      q.shift();
-      let result: unknown;
-      try {
-        result = this.reduce(c);
-      } catch (e) {
-        c.reject(e as Error);
-        return this.fail(e as Error);
+      while (q.length > 0 && q[0]!.written) {
+        const c = q[0]!;
+        if (!this.present(c)) {
+          const gone = this.anyGone ? this.goneMember(c) : undefined;
+          if (gone) return this.fail((this.failure = gone));
+          break;
+        }
+        q.shift();
+        let result: unknown;
+        try {
+          result = this.reduce(c);
+        } catch (e) {
+          c.reject(e as Error);
+          return this.fail(e as Error);
+        }
+        if (result === NOT_YET) {
+          c.stalled = true;
+          q.unshift(c);
+          break;
+        }
+        this.completed = c.seq;
+        Atomics.store(this.own, DONE, c.seq);
+        // A member waiting to reuse a slot waits for this DONE (see askRoom).
+        if (Atomics.load(this.areas[0]!, WANTERS) !== 0) this.shared.notify();
+        this.hooks.moved();
+        c.resolve(result);
+        again = true;
       }
-      if (result === NOT_YET) {
-        q.unshift(c);
-        break;
-      }
-      Atomics.store(this.own, DONE, c.seq);
-      // A member waiting to reuse a slot waits for this DONE (see askRoom).
-      if (Atomics.load(this.areas[0]!, WANTERS) !== 0) this.shared.notify();
-      this.hooks.moved();
-      c.resolve(result);
     }
     if (q.length > 0) this.watch();
     else this.unwatch();
   }
 
-  /** Whether every member has read what the slot of call `seq` held before (call seq − SLOTS). */
+  /**
+   * Whether every member, this one too, has read what the slot of call `seq` held before (call
+   * seq − SLOTS): this rank reads its own value from its slot as well (see reduce).
+   */
   private canWrite(seq: number): boolean {
     const need = (seq - SLOTS) | 0;
+    if (((this.completed - need) | 0) < 0) return false;
     const seen = this.doneSeen;
     for (let i = 0; i < this.areas.length; i++) {
       if (i === this.rank || ((seen[i]! - need) | 0) >= 0) continue;
@@ -329,7 +353,7 @@ export class Board implements BoardWatch {
     for (let i = 0; i < this.areas.length; i++) {
       if (i === this.rank || Atomics.load(this.areas[i]!, base + SEQ) === c.seq) continue;
       const how = this.hooks.gone(this.group[i]!);
-      if (how) return new RankFailedError(`collective cannot complete: world rank ${this.group[i]} has ${how} without taking part in it`, this.group[i]!);
+      if (how) return new RankFailedError(`${this.hooks.describe(c.sig)} cannot complete: world rank ${this.group[i]} has ${how} without taking part in it`, this.group[i]!);
     }
     return undefined;
   }
@@ -352,8 +376,9 @@ export class Board implements BoardWatch {
         continue;
       }
       // The member posted this board call at another collective call: the ranks called
-      // different collectives. The one behind knows both calls at its own: it reports, and its
-      // notice ends the wait of the one ahead (unless the latter's went by messages).
+      // different collectives. The one ahead (at the later call) knows what both called at the
+      // earlier one: it reports, and its notice ends the wait of the one behind (which reports
+      // itself if the other's call went by messages: that one reads no slot).
       if (((tag - c.tag) | 0) < 0) throw this.hooks.mismatch(tag, undefined, sig, i);
       if (a[base + KIND] === OTHER) throw this.hooks.mismatch(c.tag, c.sig, 0, i);
       return NOT_YET;

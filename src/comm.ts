@@ -645,6 +645,8 @@ export class Communicator {
       ? new Board(shared, this.rank, this.group, {
           mismatch: (tag, mine, theirs, member) => this.mismatch(tag, mine ?? this.sigs.get(tag) ?? 0, theirs, member),
           gone: (rank) => this.p2p.goneHow(rank),
+          anyGone: () => this.p2p.anyGone(),
+          describe: coll.describeSignature,
           moved: () => void this.p2p.moved++,
         })
       : null;

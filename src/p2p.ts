@@ -211,6 +211,11 @@ export class PointToPoint {
     return this.transport?.boards?.(contextId, group) ?? null;
   }
 
+  /** Whether any peer has finalized or exited. */
+  anyGone(): boolean {
+    return this.gone.size > 0;
+  }
+
   /** How world rank `peer` has gone ("finalized", "exited"), or undefined while it is there. */
   goneHow(peer: number): string | undefined {
     return this.gone.get(peer)?.how;

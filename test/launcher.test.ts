@@ -246,6 +246,15 @@ describe("tsmpirun on one machine", () => {
     expect(r.stderr).toContain("wait-for cycle: rank 0 → rank 1 → rank 0");
   });
 
+  it("an allreduce waiting on a shared-memory board for a rank's part is a wait on that rank, with its line", async () => {
+    const r = await run(["-n", "3", "--transport", "shm", "--deadlock-after", "2", fixture("hang.ts"), "board"]);
+    expect(r.exitCode).toBe(125);
+    const allreduce = esc(hangLine("else await world.allreduce(rank)"));
+    for (const k of [1, 2]) expect(r.stderr).toMatch(new RegExp(`rank ${k} \\(host [^)]+\\): waits in allreduce \\(op sum\\), for rank 0's part, on the world at ${allreduce}\\n`));
+    expect(r.stderr).toMatch(new RegExp(`rank 0 \\(host [^)]+\\): waits in recv from rank 1, tag any, on the world at ${esc(hangLine("if (rank === 0) await world.recv(1)"))}\\n`));
+    expect(r.stderr).toContain("wait-for cycle: rank 0 → rank 1 → rank 0");
+  });
+
   it("a rank busy in JavaScript is no deadlock: its state is shown once after --deadlock-after, and --timeout names it busy and the others' lines", async () => {
     const t0 = Date.now();
     const job = start(["-n", "3", "--deadlock-after", "1", "--timeout", "8", fixture("hang.ts"), "busy"]);

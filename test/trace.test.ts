@@ -183,13 +183,14 @@ const tmp = () => mkdtempSync(join(tmpdir(), "tsmpi-trace-"));
 
 describe("tsmpirun --trace", () => {
   // With --report the calls end through the generic observers; alone, through the trace's own
-  // calls (Trace.sendEnded, Trace.received): both must give the same file.
+  // calls (Trace.sendEnded, Trace.received): both must give the same file. Alone, the
+  // collectives go by messages (TSMPI_BOARDS=off), whose arrows are checked too.
   it.each([
     ["with --report (as many arrows as it counts messages)", true],
-    ["alone", false],
+    ["alone, collectives by messages", false],
   ])("heat on 4 ranks, %s: a track per rank, spans nested, an arrow for every message sent", async (_, withReport) => {
     const file = join(tmp(), "heat.json");
-    const r = await run(["-n", "4", "--trace", file, ...(withReport ? ["--report", "json"] : []), "examples/heat.ts", "--n", "64", "--steps", "200", "--json"]);
+    const r = await run(["-n", "4", "--trace", file, ...(withReport ? ["--report", "json"] : ["-x", "TSMPI_BOARDS=off"]), "examples/heat.ts", "--n", "64", "--steps", "200", "--json"]);
     expect(r.stderr).toBe("");
     expect(r.exitCode).toBe(0);
     const t = checkTrace(file);
@@ -214,8 +215,10 @@ describe("tsmpirun --trace", () => {
       // One clock on one machine: a receive never ends before its send began.
       expect(m.to.ts + m.to.dur!).toBeGreaterThanOrEqual(m.from.ts);
     }
-    // Collectives are spans too, and their own messages arrows between them.
-    expect(t.messages.some((m) => m.from.name === "allreduce" && m.to.name === "allreduce")).toBe(true);
+    // Collectives are spans too, on every rank; by messages, their messages are arrows between
+    // them, and on shared-memory boards (see board.ts) they send none.
+    for (const k of [0, 1, 2, 3]) expect(t.spans.some((s) => s.name === "allreduce" && s.pid === k)).toBe(true);
+    expect(t.messages.some((m) => m.from.name === "allreduce" && m.to.name === "allreduce")).toBe(!withReport);
   });
 
   it("a task pool: tasks are spans on the workers, and the root's imapUnordered call holds the arrows of its chunks", async () => {

@@ -1,0 +1,45 @@
+// Small allreduce and barrier on shared-memory boards (src/board.ts), through real launches.
+import { describe, expect, it } from "vitest";
+import { fixture, run } from "./helpers.js";
+
+const CASES = [
+  "number sum in rank order", "max", "land", "lor", "bor beyond 32 bits",
+  ...[Int8Array, Uint8Array, Uint8ClampedArray, Int16Array, Uint16Array, Int32Array, Uint32Array, Float32Array, Float64Array, BigInt64Array, BigUint64Array].map((C) => `${C.name} of ${96 / C.BYTES_PER_ELEMENT}`),
+  "allreduceInto and in place", "12 in flight", "a large array", "a bigint", "a function op", "kinds that differ", "then the world still works", "split", "with point-to-point and bcast",
+];
+
+/** The JSON report: the last line of stdout. */
+const report = (stdout: string) => JSON.parse(stdout.trim().split("\n").at(-1)!) as { ranks: { rank: number; messagesSent: number }[] };
+
+describe("collectives on shared-memory boards", () => {
+  for (const [n, transport] of [[4, "shm"], [3, "shm"], [4, "zmq"]] as const) {
+    it(`give what rank order gives, for every value a board carries and every one it does not (${n} ranks, --transport ${transport})`, async () => {
+      const r = await run(["-n", String(n), "--transport", transport, "--timeout", "60", fixture("board.ts")]);
+      expect(r.stderr).toBe("");
+      expect(r.exitCode).toBe(0);
+      for (let k = 0; k < n; k++) for (const c of CASES) expect(r.stdout).toContain(`rank ${k}: ${c}: ok`);
+      expect(r.stdout).not.toContain("FAILED");
+    });
+  }
+
+  it("send no message for a small allreduce or a barrier, where TSMPI_BOARDS=off sends them all", async () => {
+    const sent = async (boards: string) => {
+      const r = await run(["-n", "4", "--transport", "shm", "--report", "json", "-x", `TSMPI_BOARDS=${boards}`, fixture("board.ts"), "count"]);
+      expect(r.stderr).toBe("");
+      expect(r.exitCode).toBe(0);
+      for (let k = 0; k < 4; k++) expect(r.stdout).toContain(`rank ${k}: count: ok`);
+      return report(r.stdout).ranks.map((x) => x.messagesSent);
+    };
+    expect(await sent("on")).toEqual([0, 0, 0, 0]);
+    // Recursive doubling and the dissemination barrier: 2 messages per rank per call on 4 ranks.
+    for (const m of await sent("off")) expect(m).toBeGreaterThanOrEqual(2 * 400);
+  });
+
+  it("reject with RankFailedError when a rank has finalized without taking part, and never hang", async () => {
+    const r = await run(["-n", "3", "--transport", "shm", "--timeout", "60", fixture("board.ts"), "finalized"]);
+    expect(r.exitCode).toBe(0);
+    for (const k of [0, 1]) {
+      expect(r.stdout).toContain(`rank ${k}: RankFailedError: allreduce (op sum) cannot complete: world rank 2 has finalized without taking part in it (is RankFailedError: true)`);
+    }
+  });
+});
