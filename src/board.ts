@@ -21,7 +21,7 @@
 import { RankFailedError } from "./errors.js";
 import { combine, combineArrays, type OpName } from "./op.js";
 import { BOARD_BYTES, type BoardWatch, type SharedBoards } from "./transport/index.js";
-import { awaitedAt } from "./where.js";
+import { Awaited } from "./where.js";
 import { binaryCode, isPlainTypedArray, type TypedArray, type TypedArrayConstructor } from "./wire.js";
 
 /**
@@ -89,17 +89,13 @@ export interface BoardHooks {
 }
 
 /** One board call of this rank, waiting for its slot to be free or for the others' slots. */
-class BoardCall {
+class BoardCall extends Awaited<unknown> {
   written = false;
   /**
    * A member posted this board call at a later collective call (see reduce): nothing on the
    * boards will change for it, so it waits only for the notice that ends the collectives.
    */
   stalled = false;
-  private done!: (v: unknown) => void;
-  private fail!: (e: Error) => void;
-  readonly promise: Promise<unknown>;
-  private where: Promise<string | undefined> | undefined;
 
   constructor(
     readonly seq: number,
@@ -110,10 +106,7 @@ class BoardCall {
     readonly op: OpName | null,
     readonly into: TypedArray | undefined,
   ) {
-    this.promise = new Promise((resolve, reject) => {
-      this.done = resolve;
-      this.fail = reject;
-    });
+    super();
   }
 
   resolve(v: unknown): void {
@@ -122,15 +115,6 @@ class BoardCall {
 
   reject(e: Error): void {
     this.fail(e);
-  }
-
-  /** The user's file:line that awaits this call, for a report of what the rank waits for (as Pending.locate). */
-  locate(): Promise<string | undefined> {
-    this.where ??= awaitedAt(this.done, (next) => {
-      this.done = next.done;
-      this.fail = next.fail;
-    });
-    return this.where;
   }
 }
 

@@ -13,7 +13,7 @@ import { Matcher, type Incoming, type Waiter } from "./matching.js";
 import { KIND_ACK, KIND_FIN, KIND_FIN_ACK, MAX_INLINE_FRAMES, peekEnvelope, readMessage, writeHeader, type Envelope, type Received } from "./protocol.js";
 import { SENT, type SharedBoards, type Transport } from "./transport/index.js";
 import { ended, marked, traceOnly } from "./instrument.js";
-import { awaitedAt } from "./where.js";
+import { awaitedAt, Awaited } from "./where.js";
 import { activity } from "./report.js";
 import { now, trace } from "./trace.js";
 import { binaryCode, bytesOf, elementsIn, encode, Kind, payloadBytes } from "./wire.js";
@@ -27,13 +27,7 @@ export type { Incoming } from "./matching.js";
  * caller needs no promise of its own on top: each layer of promises is a turn of the microtask
  * queue on every message.
  */
-class Pending<T> implements Waiter {
-  private done!: (v: T | PromiseLike<T>) => void;
-  private fail!: (e: Error) => void;
-  readonly promise: Promise<T>;
-  /** Where the caller awaits this call, once a report has asked (see locate). */
-  private where: Promise<string | undefined> | undefined;
-
+class Pending<T> extends Awaited<T> implements Waiter {
   constructor(
     private readonly transport: Transport | null,
     readonly ctx: number,
@@ -47,10 +41,7 @@ class Pending<T> implements Waiter {
     /** For --report and --trace: the call's span (see SpanOf), ended when this settles. */
     private readonly span: SpanOf | null,
   ) {
-    this.promise = new Promise<T>((resolve, reject) => {
-      this.done = resolve;
-      this.fail = reject;
-    });
+    super();
   }
 
   resolve(m: Incoming): void {
@@ -70,15 +61,6 @@ class Pending<T> implements Waiter {
     if (this.span) endSpan(this.span, this.ctx, this.src, this.tag);
     this.transport?.release();
     this.fail(e);
-  }
-
-  /** The user's file:line that awaits this call, for a report of what the rank waits for. */
-  locate(): Promise<string | undefined> {
-    this.where ??= awaitedAt(this.done, (next) => {
-      this.done = next.done;
-      this.fail = next.fail;
-    });
-    return this.where;
   }
 }
 

@@ -81,3 +81,31 @@ export function awaitedAt<T>(done: Settle<T>["done"], handOver: (next: Settle<T>
     start();
   });
 }
+
+/**
+ * A call's promise, settled through `done` and `fail`, and where the user awaits it once a report
+ * asks (`locate`): what a receive waiting for its message and a collective waiting on a
+ * shared-memory board have in common.
+ */
+export class Awaited<T> {
+  protected done!: (v: T | PromiseLike<T>) => void;
+  protected fail!: (e: Error) => void;
+  readonly promise: Promise<T>;
+  private where: Promise<string | undefined> | undefined;
+
+  constructor() {
+    this.promise = new Promise<T>((resolve, reject) => {
+      this.done = resolve;
+      this.fail = reject;
+    });
+  }
+
+  /** The user's file:line that awaits this call, for a report of what the rank waits for. */
+  locate(): Promise<string | undefined> {
+    this.where ??= awaitedAt(this.done, (next) => {
+      this.done = next.done;
+      this.fail = next.fail;
+    });
+    return this.where;
+  }
+}
