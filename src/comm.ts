@@ -89,7 +89,7 @@ export async function describeWaits(p2p: PointToPoint, where: boolean): Promise<
   const waits: string[] = [];
   const on = new Set<number>();
   // Collectives waiting on shared-memory boards are waits for another rank's part too.
-  const boardWaits: { ctx: number; src: number; tag: number; locate(): Promise<string | undefined> }[] = [];
+  const boardWaits: BoardWaitOn[] = [];
   for (const comm of byContextId.values()) for (const w of comm.boardWaits()) boardWaits.push(w);
   const all = [...receives, ...boardWaits];
   const lines = where ? await Promise.all([...all, ...acks].map((w) => w.locate?.())) : [];
@@ -107,6 +107,9 @@ export async function describeWaits(p2p: PointToPoint, where: boolean): Promise<
 }
 
 const knownContext = (id: number): boolean => byContextId.has(id);
+
+/** A collective waiting on a board for a rank's part, in the terms of a receive (see describeWait). */
+type BoardWaitOn = { ctx: number; src: number; tag: number; locate(): Promise<string | undefined> };
 
 /** A peer has gone: collectives waiting on its board part cannot complete. */
 function peerLeft(): void {
@@ -654,7 +657,7 @@ export class Communicator {
   }
 
   /** @internal What collectives of this communicator wait for on boards (see describeWaits). */
-  boardWaits(): { ctx: number; src: number; tag: number; locate(): Promise<string | undefined> }[] {
+  boardWaits(): BoardWaitOn[] {
     return this.board ? this.board.waits().map((w) => ({ ...w, ctx: this.collCtx })) : [];
   }
 
