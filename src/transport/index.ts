@@ -76,7 +76,8 @@ export interface SharedBoards {
   readonly areas: readonly Int32Array[];
   /**
    * After this rank wrote its board: members that wait look (as after a publish into their
-   * rings: where ranks share cores, their doorbell counters move; elsewhere only sleepers are rung).
+   * rings: where ranks share cores, their doorbell counters move; elsewhere only sleepers are
+   * rung). Where more ranks are awake than there are cores, this rank then yields its core.
    */
   notify(): void;
   /** Serves `w` in the waiting loop until `unwatch(w)`; holds the loop open meanwhile. */

@@ -388,6 +388,10 @@ export class ShmTransport implements Transport, DoorbellClient {
       notify: () => {
         this.door.touch();
         for (let i = 0; i < bells.length; i++) bells[i]?.published();
+        // Where ranks share cores, the one that shares this core needs it now: to post its own
+        // part, or to see that the call this rank just completed is done (4-rank 8 B allreduce
+        // on 2 cores: ~10 → ~8.8 µs; yielding only when this rank's call still waits gained nothing).
+        if (this.door.crowded()) this.addon.yieldCpu();
       },
       watch: (w) => {
         this.watches.push(w);
