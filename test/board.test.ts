@@ -22,9 +22,9 @@ describe("collectives on shared-memory boards", () => {
     });
   }
 
-  it("send no message for a small allreduce or a barrier, where TSMPI_BOARDS=off sends them all", async () => {
-    const sent = async (boards: string) => {
-      const r = await run(["-n", "4", "--transport", "shm", "--report", "json", "-x", `TSMPI_BOARDS=${boards}`, fixture("board.ts"), "count"]);
+  it("send no message for a small allreduce or a barrier, where TSMPI_BOARDS=off or ZeroMQ sends them all", async () => {
+    const sent = async (boards: string, transport = "shm") => {
+      const r = await run(["-n", "4", "--transport", transport, "--report", "json", "-x", `TSMPI_BOARDS=${boards}`, fixture("board.ts"), "count"]);
       expect(r.stderr).toBe("");
       expect(r.exitCode).toBe(0);
       for (let k = 0; k < 4; k++) expect(r.stdout).toContain(`rank ${k}: count: ok`);
@@ -33,6 +33,8 @@ describe("collectives on shared-memory boards", () => {
     expect(await sent("on")).toEqual([0, 0, 0, 0]);
     // Recursive doubling and the dissemination barrier: 2 messages per rank per call on 4 ranks.
     for (const m of await sent("off")) expect(m).toBeGreaterThanOrEqual(2 * 400);
+    // Ranks that do not share memory have no boards.
+    for (const m of await sent("on", "zmq")) expect(m).toBeGreaterThanOrEqual(2 * 400);
   });
 
   it("reject with RankFailedError when a rank has finalized without taking part, and never hang", async () => {
