@@ -5,7 +5,7 @@ import { fixture, run } from "./helpers.js";
 const CASES = [
   "number sum in rank order", "max", "land", "lor", "bor beyond 32 bits",
   ...[Int8Array, Uint8Array, Uint8ClampedArray, Int16Array, Uint16Array, Int32Array, Uint32Array, Float32Array, Float64Array, BigInt64Array, BigUint64Array].map((C) => `${C.name} of ${96 / C.BYTES_PER_ELEMENT}`),
-  "allreduceInto and in place", "12 in flight", "a large array", "a bigint", "a function op", "kinds that differ", "then the world still works", "split", "with point-to-point and bcast",
+  "allreduceInto and in place", "12 in flight", "a large array", "a bigint", "a function op", "kinds that differ", "then the world still works", "split", "beyond 64 communicators", "with point-to-point and bcast",
 ];
 
 /** The JSON report: the last line of stdout. */
