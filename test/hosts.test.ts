@@ -59,6 +59,21 @@ describe.skipIf(!canRig)("many hosts (3 network namespaces with sshd)", () => {
     expect(await leftovers(mark)).toEqual([]);
   });
 
+  it("a communicator of one host's ranks has shared-memory boards (no message for its allreduces); one across hosts uses messages", async () => {
+    const r = await run(["--hostfile", `${RIG}/hostfile`, "--launch-agent", agent, "--report", "json", fixture("board.ts"), "pairs"]);
+    expect(r.stderr).toBe("");
+    expect(r.exitCode).toBe(0);
+    for (let k = 0; k < 6; k++) expect(r.stdout).toContain(`rank ${k}: pairs: ok`);
+    const { ranks } = JSON.parse(r.stdout.trim().split("\n").pop()!) as { ranks: { host: string; messagesSent: number }[] };
+    // Slots fill host by host: ranks 2k and 2k + 1 share one (and with TSMPI_BOARDS=off each sends 200 more).
+    expect(ranks.map((x) => x.host)).toEqual(["h1", "h1", "h2", "h2", "h3", "h3"]);
+    // 20 world allreduces by messages (and the split) on every rank; the 200 pair allreduces add nothing.
+    for (const x of ranks) {
+      expect(x.messagesSent).toBeGreaterThanOrEqual(20);
+      expect(x.messagesSent).toBeLessThan(200);
+    }
+  });
+
   it("heat on 3 hosts × 2 slots gives the same fieldHash as on one rank", async () => {
     const args = ["examples/heat.ts", "--n", "96", "--steps", "60", "--json"];
     const many = await run(["--hostfile", `${RIG}/hostfile`, "--launch-agent", agent, ...args]);
