@@ -399,7 +399,9 @@ export class Communicator {
   // mistake rejects on every rank and the calls after it still line up.
 
   /**
-   * Resolves once every rank of the communicator has called barrier.
+   * Resolves once every rank of the communicator has called barrier. Where all its ranks share
+   * one host's memory, one round on shared-memory boards, without a message (README:
+   * Collectives).
    * @throws RankFailedError when a rank of the communicator has gone.
    */
   async barrier(): Promise<void> {
@@ -431,8 +433,11 @@ export class Communicator {
 
   /**
    * `op` over every rank's value, on every rank, with the same bits everywhere. Collective.
+   * Where all the communicator's ranks share one host's memory, a number, a boolean or a typed
+   * array of up to 96 bytes with a built-in op takes one round on shared-memory boards, without
+   * a message, combined in rank order (README: Collectives).
    * @throws MpiError on every rank for a bad op, values that do not reduce together, or a user
-   *   op that throws on any rank.
+   *   op that throws on any rank; RankFailedError when a rank of the communicator has gone.
    */
   async allreduce<T>(value: T, op: Op<T> = "sum"): Promise<T> {
     checkOp("allreduce", op);
