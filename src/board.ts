@@ -23,7 +23,7 @@ import { RankFailedError } from "./errors.js";
 import { combine, combineArrays, type OpName } from "./op.js";
 import { BOARD_BYTES, type BoardWatch, type SharedBoards } from "./transport/index.js";
 import { Awaited } from "./where.js";
-import { binaryCode, isPlainTypedArray, type TypedArray, type TypedArrayConstructor } from "./wire.js";
+import { plainTypedArrayCode, type TypedArray, type TypedArrayConstructor } from "./wire.js";
 
 /**
  * Words of a board's two control lines: DONE (each member's own), and in the first member's
@@ -67,8 +67,8 @@ function kindOf(v: unknown): number {
   if (typeof v === "number") return NUMBER;
   if (typeof v === "boolean") return BOOLEAN;
   // Subclasses go by messages: a view of a slot is made with the value's constructor.
-  if (isPlainTypedArray(v) && v.byteLength <= BOARD_PAYLOAD) return ARRAY + binaryCode(v);
-  return OTHER;
+  const code = plainTypedArrayCode(v);
+  return code >= 0 && (v as TypedArray).byteLength <= BOARD_PAYLOAD ? ARRAY + code : OTHER;
 }
 
 /** What a board needs of its communicator. */

@@ -73,11 +73,14 @@ export function binaryCode(v: unknown): number {
   return -1;
 }
 
-/** Whether `v` is an instance of a built-in typed-array class itself (not a subclass, not a Buffer). */
-export function isPlainTypedArray(v: unknown): v is TypedArray {
-  if (typeof v !== "object" || v === null) return false;
+/**
+ * The type code of `v` when it is an instance of a built-in typed-array class itself (not a
+ * subclass, not a Buffer), else -1.
+ */
+export function plainTypedArrayCode(v: unknown): number {
+  if (typeof v !== "object" || v === null) return -1;
   const code = codeByConstructor.get(v.constructor);
-  return code !== undefined && code !== CODE_ARRAYBUFFER && code !== CODE_BUFFER && code !== CODE_DATAVIEW;
+  return code === undefined || code === CODE_ARRAYBUFFER || code === CODE_BUFFER || code === CODE_DATAVIEW ? -1 : code;
 }
 
 export function isTypedArray(v: unknown): v is TypedArray {

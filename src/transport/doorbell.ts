@@ -174,7 +174,8 @@ export interface DoorbellClient {
   /** Something waits (a receive, a send held up by a full ring): keep the loop running. */
   active(): boolean;
   /**
-   * Bytes wait in a ring that progress() has not read. `sure`: read with Atomics, as the check
+   * Bytes wait in a ring that progress() has not read, or a board shows what a watch waits for
+   * (see board.ts). `sure`: read with Atomics, as the check
    * before sleeping must be (it orders after the `sleeping` flag's store); otherwise plain reads,
    * as a spin makes on every poll (an Atomics call costs ~8 ns here, a plain read ~1).
    */

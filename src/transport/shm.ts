@@ -486,13 +486,13 @@ export class ShmTransport implements Transport, DoorbellClient {
   progress(): boolean {
     let woke = false;
     for (const inbox of this.ins) if (inbox.drain()) woke = true;
-    // A watch may unwatch itself when it fires, or watch another: a copy is walked.
-    if (this.watches.length > 0) {
-      for (const w of this.watches.slice()) {
-        if (w.ready()) {
-          w.fire();
-          woke = true;
-        }
+    // Walked from the end: a watch that fires may unwatch itself (a board adds none while firing).
+    const ws = this.watches;
+    for (let i = ws.length - 1; i >= 0; i--) {
+      const w = ws[i];
+      if (w !== undefined && w.ready()) {
+        w.fire();
+        woke = true;
       }
     }
     if (this.blocked === 0) return woke;
