@@ -4,6 +4,7 @@
  * a user function combines whole values and may take any encodable value.
  */
 import { MpiError } from "./errors.js";
+import { combineKernel, OP_CODES } from "./transport/native.js";
 import { isTypedArray, type TypedArray, type TypedArrayConstructor } from "./wire.js";
 
 /**
@@ -121,9 +122,21 @@ function elementwise(op: OpName, out: TypedArray, a: TypedArray, b: TypedArray):
   }
 }
 
+/**
+ * From this many elements on, the addon's kernel (when it loads) combines arrays: a call into it
+ * costs about as much as a few hundred elements of the JavaScript loop, which it then runs ~10×
+ * faster than (vectorised).
+ */
+const NATIVE_FROM = 512;
+let kernel: ReturnType<typeof combineKernel> | null = null;
+
 /** Element-wise `a op b`, into `into` or a new array of a's class. */
 export function combineArrays(op: OpName, a: TypedArray, b: TypedArray, into?: TypedArray): TypedArray {
   const out = into ?? new (a.constructor as TypedArrayConstructor)(a.length);
+  if (a.length >= NATIVE_FROM) {
+    if (kernel === null) kernel = combineKernel();
+    if (kernel !== undefined && kernel(OP_CODES.indexOf(op), out, a, b)) return out;
+  }
   elementwise(op, out, a, b);
   return out;
 }

@@ -1,6 +1,8 @@
 // Reduction ops on every kind of value they take, and the errors for values they do not.
 import { describe, expect, it } from "vitest";
-import { checkOp, checkReducible, combine } from "../src/op.js";
+import { checkOp, checkReducible, combine, combineArrays, type OpName } from "../src/op.js";
+import { combineKernel, OP_CODES } from "../src/transport/native.js";
+import type { TypedArray } from "../src/wire.js";
 
 describe("reduction ops", () => {
   it("combine numbers, bigints and booleans", () => {
@@ -41,5 +43,47 @@ describe("reduction ops", () => {
     expect(() => checkReducible("reduce", 1.5, "bor")).toThrow(/bitwise ops need integers/);
     expect(() => checkReducible("reduce", new Float32Array(1), "bxor")).toThrow(/integer typed array/);
     expect(() => checkReducible("reduce", { a: 1 }, (x: unknown) => x)).not.toThrow();
+  });
+
+  // Large arrays are combined by the addon's C loop: it must give JavaScript's bits exactly
+  // (wrapping, NaN and -0, rounding of float32), or leave the work to JavaScript.
+  describe("the native kernel gives JavaScript's bits", () => {
+    const kernel = combineKernel();
+    it("is there (the addon loads here)", () => {
+      expect(kernel).toBeTypeOf("function");
+      expect(kernel!(OP_CODES.indexOf("sum"), new Float64Array(4), new Float64Array(4), new Float64Array(4))).toBe(true);
+      // A 32-bit product rounds in JavaScript (a double) and wraps in C: left to JavaScript.
+      expect(kernel!(OP_CODES.indexOf("prod"), new Int32Array(4), new Int32Array(4), new Int32Array(4))).toBe(false);
+    });
+    const edges = [0, -0, 1, -1, 0.5, -2.75, 127, 128, 255, 256, -129, 32767, -32769, 65535, 2 ** 31 - 1, -(2 ** 31), 2 ** 32 - 1, 1e300, -1e-300, 3.4e38, Infinity, -Infinity, NaN];
+    const classes = [Int8Array, Uint8Array, Uint8ClampedArray, Int16Array, Uint16Array, Int32Array, Uint32Array, Float32Array, Float64Array, BigInt64Array, BigUint64Array];
+    for (const C of classes) {
+      const big = C === BigInt64Array || C === BigUint64Array;
+      const ops: OpName[] = C === Float32Array || C === Float64Array ? ["sum", "prod", "min", "max", "land", "lor"] : ["sum", "prod", "min", "max", "land", "lor", "band", "bor", "bxor"];
+      it(`${C.name}: ${ops.join(", ")}`, () => {
+        const n = 2000;
+        const make = () => new (C as unknown as new (n: number) => TypedArray)(n);
+        const a = make(), b = make();
+        let seed = 12345;
+        const next = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31);
+        const value = (): number | bigint => {
+          const e = edges[next() % edges.length]!;
+          if (big) return BigInt.asIntN(64, BigInt(next()) * BigInt(next()) * (next() % 2 ? 1n : -1n) + (Number.isFinite(e) ? BigInt(Math.trunc(e)) : 0n));
+          return next() % 3 === 0 ? e : (next() - 2 ** 30) / (next() % 7 === 0 ? 1 : 1000);
+        };
+        for (let i = 0; i < n; i++) {
+          (a as unknown as (number | bigint)[])[i] = value();
+          (b as unknown as (number | bigint)[])[i] = value();
+        }
+        for (const op of ops) {
+          const got = combineArrays(op, a, b);
+          // Pieces below the kernel's size: JavaScript's loop.
+          const want = make();
+          for (let i = 0; i < n; i += 100) combineArrays(op, a.subarray(i, i + 100), b.subarray(i, i + 100), want.subarray(i, i + 100));
+          const bad = Array.from({ length: n }, (_, i) => i).find((i) => !Object.is(got[i], want[i]));
+          expect(bad === undefined ? "same" : `${op} at ${bad}: ${a[bad]} ${op} ${b[bad]} = ${got[bad]}, JavaScript ${want[bad]}`).toBe("same");
+        }
+      });
+    }
   });
 });

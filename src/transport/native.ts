@@ -40,7 +40,16 @@ export interface ShmAddon {
   arm(waiter: Waiter, expected: number): void;
   /** Stops the waiter's thread; no callback runs after this returns. */
   close(waiter: Waiter): void;
+  /**
+   * `out[i] = a[i] op b[i]` over a's length (op: an index into OP_CODES), for typed arrays of one
+   * class; false, with nothing done, where C would not give JavaScript's bits (32-bit integer
+   * products, bitwise ops on floats, Uint8ClampedArray).
+   */
+  combine(op: number, out: ArrayBufferView, a: ArrayBufferView, b: ArrayBufferView): boolean;
 }
+
+/** The built-in ops in the order native/tsmpi_shm.c numbers them. */
+export const OP_CODES = ["sum", "prod", "min", "max", "land", "lor", "band", "bor", "bxor"] as const;
 
 /** The addon, or why it could not be loaded (for the fallback's one warning line). */
 export type LoadResult = { addon: ShmAddon; error?: undefined } | { addon?: undefined; error: string };
@@ -56,6 +65,14 @@ function nativeDir(): string | undefined {
 }
 
 let loaded: LoadResult | undefined;
+
+/**
+ * The addon's element-wise kernel, if the addon loads (loading it if need be); undefined without
+ * it, and then JavaScript loops (src/op.ts).
+ */
+export function combineKernel(): ShmAddon["combine"] | undefined {
+  return loadShm().addon?.combine;
+}
 
 /** Loads the addon once; never throws. TSMPI_SHM_ADDON=0 pretends it is missing (to test the fallback). */
 export function loadShm(): LoadResult {
