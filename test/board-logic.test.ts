@@ -2,16 +2,46 @@
 // shared memory in this process, and a pump standing in for the waiting loop that serves watches.
 import { describe, expect, it } from "vitest";
 import { Board, BY_MESSAGES, NOT_ON_BOARD, type BoardHooks } from "../src/board.js";
-import { BOARD_BYTES, type BoardWatch } from "../src/transport/index.js";
+import { BOARD_BYTES, type BoardWatch, type SharedStages, type StageHolder } from "../src/transport/index.js";
 
 const watching = new Set<BoardWatch>();
 
-/** Members 0..n−1 of one communicator, each with its Board over the same n boards. */
-function members(n: number, hooks: Partial<BoardHooks> = {}): Board[] {
+/** What has each member's stage in `members` (see SharedStages). */
+let holders: (StageHolder | null)[] = [];
+const taken = () => holders.map((h) => h !== null);
+
+/**
+ * Members 0..n−1 of one communicator, each with its Board over the same n boards, and stages of
+ * `stage` bytes (none if 0): small, so that a large reduction takes many blocks.
+ */
+function members(n: number, hooks: Partial<BoardHooks> = {}, stage = 0): Board[] {
   const areas = Array.from({ length: n }, () => new Int32Array(new SharedArrayBuffer(BOARD_BYTES)));
+  const stageAreas = Array.from({ length: n }, () => new Uint8Array(new SharedArrayBuffer(stage)));
+  holders = Array.from({ length: n }, () => null);
   const group = Array.from({ length: n }, (_, r) => r);
   const h: BoardHooks = { mismatch: (tag) => new Error(`mismatch at ${tag}`), gone: () => undefined, anyGone: () => false, describe: String, moved: () => {}, ...hooks };
-  return group.map((r) => new Board({ areas, notify: () => {}, watch: (w) => watching.add(w), unwatch: (w) => watching.delete(w) }, r, group, h));
+  const stages = (r: number): SharedStages | null =>
+    stage === 0
+      ? null
+      : {
+          areas: stageAreas,
+          take: (h) => {
+            const had = holders[r];
+            if (had && had !== h && !had.release()) return false;
+            holders[r] = h;
+            return true;
+          },
+        };
+  return group.map((r) => new Board({ areas, notify: () => {}, watch: (w) => watching.add(w), unwatch: (w) => watching.delete(w), stages: stages(r) }, r, group, h));
+}
+
+/** Member r's array of `n` elements for call k: fractions, so that the order of the sums shows in the bits. */
+const part = (r: number, k: number, n: number) => Float64Array.from({ length: n }, (_, i) => (r + 1) * 0.1 + i * 1e-3 + k / 7);
+/** What rank order gives for `parts`. */
+function foldInOrder(parts: Float64Array[]): Float64Array {
+  const out = parts[0]!.slice();
+  for (const p of parts.slice(1)) for (let i = 0; i < out.length; i++) out[i] = out[i]! + p[i]!;
+  return out;
 }
 
 /** Fires every ready watch until none is. */
@@ -94,5 +124,89 @@ describe("boards", () => {
     expect(settled).toBe(false);
     b!.fail(new Error("told"));
     await expect(p1).rejects.toThrow("told");
+  });
+
+  it("reduce an array too large for a slot through the stages, block by block, in rank order", async () => {
+    // 256-byte stages: blocks of 16 elements, so 601 elements take 38 blocks and the last is short.
+    const [a, b, c] = members(3, {}, 256);
+    const n = 601;
+    const parts = [0, 1, 2].map((r) => part(r, 0, n));
+    const want = foldInOrder(parts);
+    const inPlace = parts[0]!.slice(), into = new Float64Array(n);
+    const got = [a!.exchange(0, 1, inPlace, "sum", inPlace), b!.exchange(0, 1, parts[1]!, "sum", into), c!.exchange(0, 1, parts[2]!, "sum")];
+    pump();
+    const [r0, r1, r2] = (await Promise.all(got)) as Float64Array[];
+    expect(r0).toBe(inPlace);
+    expect(r1).toBe(into);
+    for (const r of [r0!, r1!, r2!]) expect(Array.from(r).every((x, i) => Object.is(x, want[i]))).toBe(true);
+    expect(Array.from(parts[1]!)).toEqual(Array.from(part(1, 0, n))); // the input is left alone
+    expect(watching.size).toBe(0);
+    // Each board keeps its stage, and gives it up when asked: nothing reads it any more.
+    expect(holders.every((h) => h !== null && h.release())).toBe(true);
+  });
+
+  it("run calls through the stages one after another, with small calls between, whichever member is ahead", async () => {
+    const [a, b] = members(2, {}, 512);
+    const n = 700;
+    const calls = (m: Board, r: number) => [m.exchange(0, 1, part(r, 0, n), "sum"), m.exchange(1, 1, r + 1, "sum"), m.exchange(2, 1, part(r, 2, n), "sum"), m.exchange(3, 1, part(r, 3, n), "sum")];
+    const first = calls(a!, 0);
+    pump();
+    const second = calls(b!, 1);
+    pump();
+    for (const got of [await Promise.all(first), await Promise.all(second)]) {
+      expect(got[1]).toBe(3);
+      for (const k of [0, 2, 3]) expect(Array.from(got[k] as Float64Array)).toEqual(Array.from(foldInOrder([part(0, k, n), part(1, k, n)])));
+    }
+    expect(watching.size).toBe(0);
+  });
+
+  it("send the call by messages on every member when one member's stage is taken (by a call on another communicator)", async () => {
+    const [a, b] = members(2, {}, 256);
+    holders[1] = { release: () => false };
+    const got = [a!.exchange(0, 1, part(0, 0, 600), "sum"), b!.exchange(0, 1, part(1, 0, 600), "sum")];
+    pump();
+    expect(await Promise.all(got)).toEqual([BY_MESSAGES, BY_MESSAGES]);
+    expect(holders[0]!.release()).toBe(true); // member 0's board has its stage, in use no more
+    expect(holders[1]!.release()).toBe(false); // member 1's is still the other call's
+  });
+
+  it("reject with RankFailedError when a member goes in the middle of a call through the stages", async () => {
+    let gone: string | undefined;
+    const [a, b] = members(2, { gone: (r) => (r === 1 ? gone : undefined), describe: () => "allreduce (op sum)" }, 256);
+    const p0 = a!.exchange(0, 1, part(0, 0, 600), "sum");
+    // Member 1 posts and copies its first block in, then exits.
+    void b!.exchange(0, 1, part(1, 0, 600), "sum");
+    a!.fire();
+    gone = "exited";
+    a!.peerGone();
+    await expect(p0).rejects.toThrow("allreduce (op sum) cannot complete: world rank 1 has exited in the middle of it");
+    // The stage stays the failed call's: a member may still be reading it.
+    expect(holders[0]!.release()).toBe(false);
+    watching.clear();
+  });
+
+  it("reduce an array that fits a quarter of the stage in one round, reusing the quarter only once every member has read it", async () => {
+    const [a, b, c] = members(3, {}, 64 * 1024);
+    const n = 1000;
+    // Member 0 runs six calls ahead: it may write a quarter again (call 5) only once the others have read it.
+    const ahead = [0, 1, 2, 3, 4, 5].map((k) => a!.exchange(k, 1, part(0, k, n), "sum"));
+    pump();
+    let done = 0;
+    for (const p of ahead) void p.then(() => done++);
+    await settle();
+    expect(done).toBe(0);
+    const rest = [b!, c!].map((m, i) => [0, 1, 2, 3, 4, 5].map((k) => m.exchange(k, 1, part(i + 1, k, n), "sum")));
+    pump();
+    for (const got of [ahead, ...rest]) {
+      const results = (await Promise.all(got)) as Float64Array[];
+      results.forEach((r, k) => {
+        const want = foldInOrder([0, 1, 2].map((m) => part(m, k, n)));
+        expect(r.every((x, i) => Object.is(x, want[i]))).toBe(true);
+      });
+    }
+    // Each member keeps its stage; the others' DONE has reached its last call, so another board may have it now.
+    expect(taken()).toEqual([true, true, true]);
+    expect(holders.every((h) => h!.release())).toBe(true);
+    expect(watching.size).toBe(0);
   });
 });

@@ -1,11 +1,21 @@
-// Small allreduce and barrier on shared-memory boards (src/board.ts), through real launches.
+// Allreduce and barrier on shared-memory boards and stages (src/board.ts), through real launches.
 import { describe, expect, it } from "vitest";
 import { fixture, run } from "./helpers.js";
+
+/** Arrays through the stages (see the fixture): every class, then ops, into and in place, and several blocks. */
+const STAGED_CASES = [
+  ...[Int8Array, Uint8Array, Uint8ClampedArray, Int16Array, Uint16Array, Int32Array, Uint32Array, Float32Array, Float64Array, BigInt64Array, BigUint64Array].map((C) => `${C.name} of ${Math.ceil(10_001 / C.BYTES_PER_ELEMENT)}, sum, new`),
+  "Int16Array of 5001, prod, new", "Int32Array of 5001, prod, into", "BigInt64Array of 1001, prod, in place", "Uint32Array of 5001, bor, into",
+  "Float32Array of 5001, max, in place", "Float64Array of 700001, sum, into", "Float64Array of 700001, max, in place", "Uint8Array of 3000001, sum, new",
+];
 
 const CASES = [
   "number sum in rank order", "max", "land", "lor", "bor beyond 32 bits",
   ...[Int8Array, Uint8Array, Uint8ClampedArray, Int16Array, Uint16Array, Int32Array, Uint32Array, Float32Array, Float64Array, BigInt64Array, BigUint64Array].map((C) => `${C.name} of ${96 / C.BYTES_PER_ELEMENT}`),
-  "allreduceInto and in place", "12 in flight", "a large array", "a bigint", "a function op", "kinds that differ", "then the world still works", "split", "beyond 64 communicators", "with point-to-point and bcast",
+  "allreduceInto and in place", "12 in flight",
+  ...STAGED_CASES,
+  "large ones in flight on two communicators", "quarter-stage ones in flight on two communicators", "large arrays whose classes differ", "large arrays whose lengths differ", "large arrays whose sizes differ", "and the world still works",
+  "an array larger than a slot", "a bigint", "a function op", "kinds that differ", "then the world still works", "split", "beyond 64 communicators", "with point-to-point and bcast",
 ];
 
 /** The JSON report: the last line of stdout. */
@@ -22,7 +32,7 @@ describe("collectives on shared-memory boards", () => {
     });
   }
 
-  it("send no message for a small allreduce or a barrier, where TSMPI_BOARDS=off or ZeroMQ sends them all", async () => {
+  it("send no message for an allreduce (small or 1 MiB) or a barrier, where TSMPI_BOARDS=off or ZeroMQ sends them all", async () => {
     const sent = async (boards: string, transport = "shm") => {
       const r = await run(["-n", "4", "--transport", transport, "--report", "json", "-x", `TSMPI_BOARDS=${boards}`, fixture("board.ts"), "count"]);
       expect(r.stderr).toBe("");
@@ -31,10 +41,11 @@ describe("collectives on shared-memory boards", () => {
       return report(r.stdout).ranks.map((x) => x.messagesSent);
     };
     expect(await sent("on")).toEqual([0, 0, 0, 0]);
-    // Recursive doubling and the dissemination barrier: 2 messages per rank per call on 4 ranks.
-    for (const m of await sent("off")) expect(m).toBeGreaterThanOrEqual(2 * 400);
+    // Recursive doubling and the dissemination barrier: 2 messages per rank per call on 4 ranks;
+    // the ring: 2 · 3 chunks per rank per call.
+    for (const m of await sent("off")) expect(m).toBeGreaterThanOrEqual(2 * 400 + 6 * 20);
     // Ranks that do not share memory have no boards.
-    for (const m of await sent("on", "zmq")) expect(m).toBeGreaterThanOrEqual(2 * 400);
+    for (const m of await sent("on", "zmq")) expect(m).toBeGreaterThanOrEqual(2 * 400 + 6 * 20);
   });
 
   it("reject with RankFailedError when a rank has finalized without taking part, and never hang", async () => {

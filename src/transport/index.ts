@@ -83,6 +83,29 @@ export interface SharedBoards {
   /** Serves `w` in the waiting loop until `unwatch(w)`; holds the loop open meanwhile. */
   watch(w: BoardWatch): void;
   unwatch(w: BoardWatch): void;
+  /** The members' stages, for reductions too large for a board; null where there are none. */
+  readonly stages: SharedStages | null;
+}
+
+/**
+ * Each member's stage: shared memory that a rank copies a large reduction's array into for the
+ * others to read (see src/board.ts). A rank has one stage, whatever the communicator: a board
+ * takes it and keeps it until another board asks for it.
+ */
+export interface SharedStages {
+  /** Each member's stage, in the communicator's rank order (all of one size). */
+  readonly areas: readonly Uint8Array[];
+  /**
+   * Makes `holder` this rank's stage's holder: false while another holder has it and will not
+   * release it.
+   */
+  take(holder: StageHolder): boolean;
+}
+
+/** What has a rank's stage: a communicator's board, which may keep it after a call (see board.ts). */
+export interface StageHolder {
+  /** Asked when another wants the stage: gives it up (true) if nobody reads it any more. */
+  release(): boolean;
 }
 
 export interface Transport {
