@@ -84,15 +84,15 @@ export function ringCapacity(localRanks: number): number {
 }
 
 /**
- * Stage size for `localRanks` ranks on a host: about 16 MiB in all beside the rings' 32 (Docker's
- * /dev/shm is 64 MiB), between 128 KiB and 4 MiB. A large allreduce moves through it in halves:
- * on 4 ranks an 8 MiB one takes 4 blocks of 2 MiB, few enough that waiting for each other does
- * not show, and all stages stay in a 32 MiB L3 cache.
+ * Stage size for `localRanks` ranks on a host: about 8 MiB in all beside the rings' 32 (Docker's
+ * /dev/shm is 64 MiB), between 128 KiB and 2 MiB. A large allreduce moves through it in halves:
+ * on 4 ranks sharing 2 cores an 8 MiB one took about as long in blocks of 512 KiB as of 1 MiB
+ * (~4 ms), longer in blocks of 2 MiB (~4.6 ms) or 256 KiB (~5.5 ms).
  */
 export function stageBytes(localRanks: number): number {
-  const target = Math.floor((16 * 1024 * 1024) / Math.max(1, localRanks));
+  const target = Math.floor((8 * 1024 * 1024) / Math.max(1, localRanks));
   const pow2 = 2 ** Math.floor(Math.log2(Math.max(1, target)));
-  return Math.min(4 * 1024 * 1024, Math.max(128 * 1024, pow2));
+  return Math.min(2 * 1024 * 1024, Math.max(128 * 1024, pow2));
 }
 
 function segmentBytes(capacity: number, slots: number): number {
