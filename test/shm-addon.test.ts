@@ -16,7 +16,7 @@ const segmentName = () => `/tsmpi-test-${randomBytes(6).toString("hex")}`;
 describe("shared-memory addon", () => {
   it("loads (built from source by npm install, or the prebuilt binary)", () => {
     expect(loadShm().error).toBeUndefined();
-    expect(Object.keys(shm).sort()).toEqual(["arm", "close", "combine", "map", "sleep", "unlink", "waiter", "wake", "yieldCpu"]);
+    expect(Object.keys(shm).sort()).toEqual(["arm", "close", "combine", "map", "sleep", "stream", "unlink", "waiter", "wake", "yieldCpu"]);
   });
 
   it("ships a prebuilt binary that loads without any build (what a user's npm install gets)", () => {
@@ -24,7 +24,24 @@ describe("shared-memory addon", () => {
     cpSync(join(ROOT, "native", "prebuilds"), join(dir, "prebuilds"), { recursive: true });
     const build = createRequire(import.meta.url)("node-gyp-build") as ((d: string) => Record<string, unknown>) & { path(d: string): string };
     expect(build.path(dir)).toMatch(/prebuilds\/linux-x64\/.*\.node$/);
-    expect(typeof build(dir).map).toBe("function");
+    // The same functions as the source build: a stale prebuilt binary would quietly lack new ones.
+    expect(Object.keys(build(dir)).sort()).toEqual(Object.keys(shm).sort());
+  });
+
+  it("streams bytes past the cache exactly, at any alignment and length, and refuses a destination that is too short", () => {
+    const src = Uint8Array.from({ length: 5000 }, (_, i) => (i * 7 + 3) & 255);
+    for (const [to, from, n] of [[0, 0, 5000], [3, 1, 4000], [16, 5, 63], [7, 0, 64], [1, 2, 0], [9, 13, 1]] as const) {
+      const dst = new Uint8Array(5100).fill(0xee);
+      shm.stream(dst.subarray(to), src.subarray(from, from + n));
+      expect(Array.from(dst.subarray(to, to + n))).toEqual(Array.from(src.subarray(from, from + n)));
+      expect(dst[to - 1] ?? 0xee).toBe(0xee);
+      expect(dst[to + n]).toBe(0xee);
+    }
+    const doubles = Float64Array.from({ length: 1000 }, (_, i) => i / 3);
+    const out = new Float64Array(1001);
+    shm.stream(out.subarray(1), doubles);
+    expect(Array.from(out.subarray(1))).toEqual(Array.from(doubles));
+    expect(() => shm.stream(new Uint8Array(10), new Uint8Array(11))).toThrow(/destination is shorter than its source/);
   });
 
   it("reports why it is unavailable instead of throwing when the addon cannot be used (TSMPI_SHM_ADDON=0)", async () => {

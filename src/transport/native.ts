@@ -46,6 +46,11 @@ export interface ShmAddon {
    * products, bitwise ops on floats, Uint8ClampedArray).
    */
   combine(op: number, out: ArrayBufferView, a: ArrayBufferView, b: ArrayBufferView): boolean;
+  /**
+   * Copies `src`'s bytes to the start of `dst` (at least as long) past the cache (non-temporal
+   * stores): for results nobody reads soon, whose lines an ordinary copy would first read.
+   */
+  stream(dst: ArrayBufferView, src: ArrayBufferView): void;
 }
 
 /** The built-in ops in the order native/tsmpi_shm.c numbers them. */
@@ -72,6 +77,11 @@ let loaded: LoadResult | undefined;
  */
 export function combineKernel(): ShmAddon["combine"] | undefined {
   return loadShm().addon?.combine;
+}
+
+/** The addon's non-temporal copy, if the addon loads; undefined without it (then TypedArray.set). */
+export function streamCopy(): ShmAddon["stream"] | undefined {
+  return loadShm().addon?.stream;
 }
 
 /** Loads the addon once; never throws. TSMPI_SHM_ADDON=0 pretends it is missing (to test the fallback). */
