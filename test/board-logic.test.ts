@@ -160,6 +160,26 @@ describe("boards", () => {
     expect(watching.size).toBe(0);
   });
 
+  it("mix calls in one round and in blocks, in flight at once, and complete each in its order", async () => {
+    // 512-byte stages: arrays of 14 doubles (112 B) fit a quarter, 300 take blocks.
+    const [a, b, c] = members(3, {}, 512);
+    const sizes = [300, 14, 14, 300, 14, 300, 14, 14, 14, 14, 300];
+    const calls = (m: Board, r: number) => sizes.map((n, k) => m.exchange(k, 1, part(r, k, n), "sum"));
+    const got = [calls(a!, 0)];
+    pump();
+    got.push(calls(c!, 2));
+    pump();
+    got.push(calls(b!, 1));
+    pump();
+    for (const results of got) {
+      (await Promise.all(results)).forEach((r, k) => {
+        const want = foldInOrder([0, 1, 2].map((m) => part(m, k, sizes[k]!)));
+        expect(Array.from(r as Float64Array).every((x, i) => Object.is(x, want[i]))).toBe(true);
+      });
+    }
+    expect(watching.size).toBe(0);
+  });
+
   it("send the call by messages on every member when one member's stage is taken (by a call on another communicator)", async () => {
     const [a, b] = members(2, {}, 256);
     holders[1] = { release: () => false };
