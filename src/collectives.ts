@@ -13,9 +13,10 @@
  * - allgather: Bruck (⌈log2 p⌉ rounds, (p−1)·m data per rank, any p).
  * - gather / scatter / alltoall: direct (all messages posted at once; cost grows with the data).
  * - barrier: dissemination.
- * - Where the communicator's ranks share one host's memory (the channel has `exchange`), a small
- *   allreduce and the barrier are one round on shared-memory boards instead (board.ts), as Open
- *   MPI's coll/sm does; values a board cannot carry go by the algorithms above.
+ * - Where the communicator's ranks share one host's memory (the channel has `exchange`), the
+ *   barrier and an allreduce of a number, boolean or typed array with a built-in op go through
+ *   shared-memory boards and stages instead (board.ts), as Open MPI's coll/sm does; values they
+ *   cannot carry go by the algorithms above.
  * Failures that one rank detects (a value that does not reduce or cannot be encoded, a scatter
  * root with the wrong number of values) travel on through the algorithm as a failure marker, so
  * the ranks that needed the value reject too instead of waiting for a message that never comes.

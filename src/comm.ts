@@ -434,8 +434,9 @@ export class Communicator {
   /**
    * `op` over every rank's value, on every rank, with the same bits everywhere. Collective.
    * Where all the communicator's ranks share one host's memory, a number, a boolean or a typed
-   * array of up to 96 bytes with a built-in op takes one round on shared-memory boards, without
-   * a message, combined in rank order (README: Collectives).
+   * array of up to 96 bytes with a built-in op takes one round on shared-memory boards, and a
+   * larger typed array goes through each rank's shared-memory stage (in blocks when large):
+   * without a message, combined in rank order (README: Collectives).
    * @throws MpiError on every rank for a bad op, values that do not reduce together, or a user
    *   op that throws on any rank; RankFailedError when a rank of the communicator has gone.
    */
