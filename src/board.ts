@@ -189,7 +189,10 @@ export class Board implements BoardWatch, StageHolder {
   private busy = false;
   /** The last call that put its array into a quarter of the stage (see reduce), or 0. */
   private lastQuarter = 0;
-  /** Typed-array views of each member's slots, by member · SLOTS + slot: made again only when the class or length changes. */
+  /**
+   * Typed-array views of each member's slots (by member · SLOTS + slot), then of its stage's
+   * quarters (the same, after the members' slots): made again only when the class or length changes.
+   */
   private readonly views: (TypedArray | undefined)[] = [];
   /** Set once a call failed for a reason that every later one shares (a rank gone). */
   private failure: Error | null = null;
@@ -345,10 +348,12 @@ export class Board implements BoardWatch, StageHolder {
     return this.quarterOf(c) || this.quartersRead();
   }
 
-  /** Whether every member, this one too, has completed the last call that used a quarter. */
+  /**
+   * Whether every member, this one too, has completed the last call that used a quarter: what
+   * reusing that call's slot needs (canWrite of the call SLOTS later).
+   */
   private quartersRead(): boolean {
-    const q = this.lastQuarter;
-    return q === 0 || (((this.completed - q) | 0) >= 0 && this.allDone(q));
+    return this.lastQuarter === 0 || this.canWrite((this.lastQuarter + SLOTS) | 0);
   }
 
   /** Another board wants the stage: this one gives it up if none of its calls uses it or may still be read from it. */
@@ -365,11 +370,6 @@ export class Board implements BoardWatch, StageHolder {
     return bytes * this.areas.length <= QUARTER_WORK && bytes <= this.stages!.areas[0]!.length >> 2;
   }
 
-  /** Whether every other member has completed call `seq`. */
-  private allDone(seq: number): boolean {
-    for (let i = 0; i < this.areas.length; i++) if (i !== this.rank && ((Atomics.load(this.areas[i]!, DONE) - seq) | 0) < 0) return false;
-    return true;
-  }
 
   /** Completes call `c` with `result`: its slot may be reused once the others are done with theirs. */
   private finish(c: BoardCall, result: unknown): void {
@@ -433,7 +433,7 @@ export class Board implements BoardWatch, StageHolder {
       c.quarter = this.quarterOf(c);
       if (c.tookStage && c.quarter) {
         // Like a slot's payload: the quarter is reused SLOTS calls later, once every member has read it.
-        (this.quarterView(this.rank, c) as Float64Array).set(v as Float64Array);
+        (this.view(this.rank, c) as Float64Array).set(v as Float64Array);
         this.lastQuarter = c.seq;
       } else if (c.tookStage) this.busy = true;
       own[base + HAS_STAGE] = c.tookStage ? 1 : 0;
@@ -528,27 +528,26 @@ export class Board implements BoardWatch, StageHolder {
     // This rank's own value is read from its slot too: `into` may be that value (in place).
     const mine = c.value as TypedArray;
     const out = c.into ?? new (mine.constructor as TypedArrayConstructor)(mine.length);
-    const view = c.kind >= STAGED ? (i: number) => this.quarterView(i, c) : (i: number) => this.view(i, c);
-    combineArrays(op, view(0), view(1), out);
-    for (let i = 2; i < n; i++) combineArrays(op, out, view(i), out);
+    combineArrays(op, this.view(0, c), this.view(1, c), out);
+    for (let i = 2; i < n; i++) combineArrays(op, out, this.view(i, c), out);
     return out;
   }
 
-  /** Member `i`'s quarter of the stage for call `c` (the quarter of its slot), as an array like this rank's value. */
-  private quarterView(i: number, c: BoardCall): TypedArray {
-    const mine = c.value as TypedArray;
-    const s = this.stages!.areas[i]!;
-    return new (mine.constructor as TypedArrayConstructor)(s.buffer, s.byteOffset + (c.seq & (SLOTS - 1)) * (s.length >> 2), mine.length);
-  }
-
-  /** Member `i`'s slot of call `c` as an array of the class and length of this rank's value. */
+  /**
+   * Where member `i`'s value of call `c` lies, as an array of the class and length of this rank's
+   * value: its slot's payload, or (a STAGED call in one round) the quarter of its stage that
+   * belongs to that slot.
+   */
   private view(i: number, c: BoardCall): TypedArray {
     const mine = c.value as TypedArray;
-    const k = i * SLOTS + (c.seq & (SLOTS - 1));
+    const slot = c.seq & (SLOTS - 1);
+    const staged = c.kind >= STAGED;
+    const k = (staged ? this.areas.length * SLOTS : 0) + i * SLOTS + slot;
     const v = this.views[k];
     if (v !== undefined && v.constructor === mine.constructor && v.length === mine.length) return v;
-    const a = this.areas[i]!;
-    const made = new (mine.constructor as TypedArrayConstructor)(a.buffer, a.byteOffset + (slotOf(c.seq) + PAYLOAD) * 4, mine.length);
+    const at = staged ? this.stages!.areas[i]! : this.areas[i]!;
+    const offset = staged ? slot * (at.length >> 2) : (slotOf(c.seq) + PAYLOAD) * 4;
+    const made = new (mine.constructor as TypedArrayConstructor)(at.buffer, at.byteOffset + offset, mine.length);
     this.views[k] = made;
     return made;
   }
