@@ -77,10 +77,7 @@ const noop = (): void => {};
  * default), between 64 KiB (a chunk) and 1 MiB (larger rings measured no faster).
  */
 export function ringCapacity(localRanks: number): number {
-  const pairs = Math.max(1, localRanks * (localRanks - 1));
-  const target = Math.floor((32 * 1024 * 1024) / pairs);
-  const pow2 = 2 ** Math.floor(Math.log2(Math.max(1, target)));
-  return Math.min(1024 * 1024, Math.max(64 * 1024, pow2));
+  return shareOf(32 * 1024 * 1024, Math.max(1, localRanks * (localRanks - 1)), 64 * 1024, 1024 * 1024);
 }
 
 /**
@@ -90,9 +87,13 @@ export function ringCapacity(localRanks: number): number {
  * (~4 ms), longer in blocks of 2 MiB (~4.6 ms) or 256 KiB (~5.5 ms).
  */
 export function stageBytes(localRanks: number): number {
-  const target = Math.floor((8 * 1024 * 1024) / Math.max(1, localRanks));
-  const pow2 = 2 ** Math.floor(Math.log2(Math.max(1, target)));
-  return Math.min(2 * 1024 * 1024, Math.max(128 * 1024, pow2));
+  return shareOf(8 * 1024 * 1024, Math.max(1, localRanks), 128 * 1024, 2 * 1024 * 1024);
+}
+
+/** `total` ÷ `parts`, rounded down to a power of two, within [min, max]. */
+function shareOf(total: number, parts: number, min: number, max: number): number {
+  const pow2 = 2 ** Math.floor(Math.log2(Math.max(1, Math.floor(total / parts))));
+  return Math.min(max, Math.max(min, pow2));
 }
 
 function segmentBytes(capacity: number, slots: number): number {
