@@ -392,6 +392,36 @@ static int combine_typed(int op, napi_typedarray_type type, void* out, const voi
   }
 }
 
+/* A typed array argument: its type, length in elements and bytes, and data; 0 (with a JS
+ * exception naming `fn`) if it is not one. */
+typedef struct {
+  napi_typedarray_type type;
+  size_t length;
+  size_t bytes;
+  void* data;
+} Typed;
+
+static int typed_arg(napi_env env, napi_value v, const char* fn, Typed* t) {
+  bool is;
+  if (napi_is_typedarray(env, v, &is) != napi_ok || !is) {
+    char msg[96];
+    snprintf(msg, sizeof msg, "tsmpi_shm: %s takes typed arrays", fn);
+    napi_throw_type_error(env, NULL, msg);
+    return 0;
+  }
+  if (napi_get_typedarray_info(env, v, &t->type, &t->length, &t->data, NULL, NULL) != napi_ok) {
+    napi_throw_error(env, NULL, "tsmpi_shm: N-API call failed: napi_get_typedarray_info");
+    return 0;
+  }
+  static const size_t size[] = {
+      [napi_int8_array] = 1, [napi_uint8_array] = 1, [napi_uint8_clamped_array] = 1, [napi_int16_array] = 2,
+      [napi_uint16_array] = 2, [napi_int32_array] = 4, [napi_uint32_array] = 4, [napi_float32_array] = 4,
+      [napi_float64_array] = 8, [napi_bigint64_array] = 8, [napi_biguint64_array] = 8,
+  };
+  t->bytes = t->length * (t->type < sizeof size / sizeof size[0] && size[t->type] ? size[t->type] : 1);
+  return 1;
+}
+
 /* combine(op: number, out, a, b): boolean — out[i] = a[i] op b[i] over a's length, for typed
  * arrays of one class with out and b at least as long; false (nothing done) where JavaScript must
  * do it. out may be a or b (in place). */
@@ -400,23 +430,14 @@ static napi_value Combine(napi_env env, napi_callback_info info) {
   if (!get_args(env, info, 4, argv)) return NULL;
   int32_t op;
   CHECK(napi_get_value_int32(env, argv[0], &op));
-  napi_typedarray_type type[3];
-  size_t length[3];
-  void* data[3];
-  for (int k = 0; k < 3; k++) {
-    bool is;
-    if (napi_is_typedarray(env, argv[k + 1], &is) != napi_ok || !is) {
-      napi_throw_type_error(env, NULL, "tsmpi_shm: combine takes typed arrays");
-      return NULL;
-    }
-    CHECK(napi_get_typedarray_info(env, argv[k + 1], &type[k], &length[k], &data[k], NULL, NULL));
-  }
-  if (type[0] != type[1] || type[1] != type[2] || length[0] < length[1] || length[2] < length[1]) {
+  Typed out, a, b;
+  if (!typed_arg(env, argv[1], "combine", &out) || !typed_arg(env, argv[2], "combine", &a) || !typed_arg(env, argv[3], "combine", &b)) return NULL;
+  if (out.type != a.type || a.type != b.type || out.length < a.length || b.length < a.length) {
     napi_throw_range_error(env, NULL, "tsmpi_shm: combine takes arrays of one class, out and b at least as long as a");
     return NULL;
   }
   napi_value done;
-  CHECK(napi_get_boolean(env, combine_typed(op, type[1], data[0], data[1], data[2], length[1]), &done));
+  CHECK(napi_get_boolean(env, combine_typed(op, a.type, out.data, a.data, b.data, a.length), &done));
   return done;
 }
 
@@ -433,29 +454,15 @@ static napi_value Combine(napi_env env, napi_callback_info info) {
 static napi_value Stream(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   if (!get_args(env, info, 2, argv)) return NULL;
-  void* data[2];
-  size_t bytes[2];
-  for (int k = 0; k < 2; k++) {
-    bool is;
-    if (napi_is_typedarray(env, argv[k], &is) != napi_ok || !is) {
-      napi_throw_type_error(env, NULL, "tsmpi_shm: stream takes typed arrays");
-      return NULL;
-    }
-    napi_typedarray_type type;
-    size_t length;
-    CHECK(napi_get_typedarray_info(env, argv[k], &type, &length, &data[k], NULL, NULL));
-    size_t size = type == napi_int8_array || type == napi_uint8_array || type == napi_uint8_clamped_array ? 1
-                : type == napi_int16_array || type == napi_uint16_array ? 2
-                : type == napi_int32_array || type == napi_uint32_array || type == napi_float32_array ? 4 : 8;
-    bytes[k] = length * size;
-  }
-  if (bytes[0] < bytes[1]) {
+  Typed dst, src;
+  if (!typed_arg(env, argv[0], "stream", &dst) || !typed_arg(env, argv[1], "stream", &src)) return NULL;
+  if (dst.bytes < src.bytes) {
     napi_throw_range_error(env, NULL, "tsmpi_shm: stream's destination is shorter than its source");
     return NULL;
   }
-  char* d = data[0];
-  const char* s = data[1];
-  size_t n = bytes[1];
+  char* d = dst.data;
+  const char* s = src.data;
+  size_t n = src.bytes;
 #if defined(__SSE2__)
   size_t head = (16 - ((uintptr_t)d & 15)) & 15;
   if (head > n) head = n;
