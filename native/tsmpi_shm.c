@@ -17,6 +17,9 @@
  *    the compiler: in JavaScript this loop is ~1.8 ns an element, the largest cost of a large
  *    allreduce after the copies. Only where C gives the very bits JavaScript gives (see below);
  *    false otherwise, and the caller loops in JavaScript.
+ *  - stream(dst, src): a copy past the cache (non-temporal stores).
+ *  - fold(op, out, copy, ins): combine over p arrays in one pass, the result streamed past the
+ *    cache and copied once more: a rank's share of a staged allreduce (src/board.ts).
  *
  * Everything else (rings, protocol, policy) is TypeScript: src/transport/native.ts is the only
  * importer of this file's binary.
@@ -373,7 +376,7 @@ enum { OP_SUM, OP_PROD, OP_MIN, OP_MAX, OP_LAND, OP_LOR, OP_BAND, OP_BOR, OP_BXO
     default: return 0;                                                      \
   }
 
-static int combine_typed(int op, napi_typedarray_type type, void* out, const void* a, const void* b, size_t n) {
+__attribute__((target_clones("avx2", "default"))) static int combine_typed(int op, napi_typedarray_type type, void* out, const void* a, const void* b, size_t n) {
   switch (type) {
     /* Products of 8- and 16-bit values are exact in a double; of 32-bit ones not, so JavaScript's
      * rounded product would differ from C's wrapped one: left to JavaScript. */
@@ -447,22 +450,9 @@ static napi_value Combine(napi_env env, napi_callback_info info) {
 #include <emmintrin.h>
 #endif
 
-/* stream(dst, src): copies src's bytes to the start of dst with stores that bypass the cache
- * (non-temporal), for results that nobody reads soon: an ordinary copy first reads every line
- * of the destination from memory (to own it), which for arrays larger than the cache is a third
- * of the memory traffic. */
-static napi_value Stream(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
-  if (!get_args(env, info, 2, argv)) return NULL;
-  Typed dst, src;
-  if (!typed_arg(env, argv[0], "stream", &dst) || !typed_arg(env, argv[1], "stream", &src)) return NULL;
-  if (dst.bytes < src.bytes) {
-    napi_throw_range_error(env, NULL, "tsmpi_shm: stream's destination is shorter than its source");
-    return NULL;
-  }
-  char* d = dst.data;
-  const char* s = src.data;
-  size_t n = src.bytes;
+/* Copies n bytes from s to d with stores that bypass the cache (non-temporal) where it can;
+ * the caller fences (_mm_sfence) before anyone else may read d. */
+static void stream_bytes(char* d, const char* s, size_t n) {
 #if defined(__SSE2__)
   size_t head = (16 - ((uintptr_t)d & 15)) & 15;
   if (head > n) head = n;
@@ -476,10 +466,106 @@ static napi_value Stream(napi_env env, napi_callback_info info) {
     _mm_stream_si128((__m128i*)(d + 32), c);
     _mm_stream_si128((__m128i*)(d + 48), e);
   }
-  _mm_sfence();
 #endif
   memcpy(d, s, n);
+}
+
+static void fence(void) {
+#if defined(__SSE2__)
+  _mm_sfence();
+#endif
+}
+
+/* stream(dst, src): copies src's bytes to the start of dst with stores that bypass the cache
+ * (non-temporal), for results that nobody reads soon: an ordinary copy first reads every line
+ * of the destination from memory (to own it), which for arrays larger than the cache is a third
+ * of the memory traffic. */
+static napi_value Stream(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
+  Typed dst, src;
+  if (!typed_arg(env, argv[0], "stream", &dst) || !typed_arg(env, argv[1], "stream", &src)) return NULL;
+  if (dst.bytes < src.bytes) {
+    napi_throw_range_error(env, NULL, "tsmpi_shm: stream's destination is shorter than its source");
+    return NULL;
+  }
+  stream_bytes(dst.data, src.data, src.bytes);
+  fence();
   return NULL;
+}
+
+/* ---- fold --------------------------------------------------------------------------------- */
+
+#define FOLD_MAX 1024
+#define FOLD_CHUNK 4096
+
+/* fold(op, out, copy, ins): boolean — out[i] = ((ins[0][i] op ins[1][i]) op ins[2][i]) … over
+ * out's length, in the order of ins (rank order: the bits of the pairwise loop), written past the
+ * cache; and the same values into copy, unless it is null. One pass where the pairwise loop
+ * makes p: each chunk is folded in a buffer that stays in L1, so the inputs are read once and
+ * the result written once. copy may be one of ins (a rank's reduced share goes back where its
+ * own share was): each chunk is read whole before it is written. False, with nothing done,
+ * where combine would be. */
+static napi_value Fold(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  if (!get_args(env, info, 4, argv)) return NULL;
+  int32_t op;
+  CHECK(napi_get_value_int32(env, argv[0], &op));
+  Typed out, copy = {0};
+  if (!typed_arg(env, argv[1], "fold", &out)) return NULL;
+  napi_valuetype kind;
+  CHECK(napi_typeof(env, argv[2], &kind));
+  if (kind != napi_null && !typed_arg(env, argv[2], "fold", &copy)) return NULL;
+  bool is_array;
+  uint32_t p = 0;
+  CHECK(napi_is_array(env, argv[3], &is_array));
+  if (is_array) CHECK(napi_get_array_length(env, argv[3], &p));
+  if (!is_array || p < 1 || p > FOLD_MAX) {
+    napi_throw_range_error(env, NULL, "tsmpi_shm: fold takes an array of 1 to 1024 typed arrays");
+    return NULL;
+  }
+  const char* in[FOLD_MAX];
+  for (uint32_t k = 0; k < p; k++) {
+    napi_value v;
+    Typed t;
+    CHECK(napi_get_element(env, argv[3], k, &v));
+    if (!typed_arg(env, v, "fold", &t)) return NULL;
+    if (t.type != out.type || t.length < out.length) {
+      napi_throw_range_error(env, NULL, "tsmpi_shm: fold takes arrays of one class, each at least as long as out");
+      return NULL;
+    }
+    in[k] = t.data;
+  }
+  if (kind != napi_null && (copy.type != out.type || copy.length < out.length)) {
+    napi_throw_range_error(env, NULL, "tsmpi_shm: fold's copy must be of out's class and at least as long");
+    return NULL;
+  }
+  napi_value done;
+  size_t size = out.length ? out.bytes / out.length : 1;
+  /* Can C give JavaScript's bits for this class and op? (nothing is touched for 0 elements) */
+  if (!combine_typed(op, out.type, out.data, in[0], in[0], 0)) {
+    CHECK(napi_get_boolean(env, false, &done));
+    return done;
+  }
+  _Alignas(64) char tmp[FOLD_CHUNK];
+  /* The first chunk ends where out's lines begin, so the streamed stores fill whole lines. */
+  size_t first = ((64 - ((uintptr_t)out.data & 63)) & 63) / size;
+  for (size_t at = 0; at < out.length;) {
+    size_t n = at == 0 && first ? first : FOLD_CHUNK / size;
+    if (n > out.length - at) n = out.length - at;
+    size_t off = at * size;
+    if (p == 1) memcpy(tmp, in[0] + off, n * size);
+    else {
+      combine_typed(op, out.type, tmp, in[0] + off, in[1] + off, n);
+      for (uint32_t k = 2; k < p; k++) combine_typed(op, out.type, tmp, tmp, in[k] + off, n);
+    }
+    if (copy.data) memcpy((char*)copy.data + off, tmp, n * size);
+    stream_bytes((char*)out.data + off, tmp, n * size);
+    at += n;
+  }
+  fence();
+  CHECK(napi_get_boolean(env, true, &done));
+  return done;
 }
 
 static napi_value Init(napi_env env, napi_value exports) {
@@ -494,6 +580,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"close", NULL, WaiterClose, NULL, NULL, NULL, napi_enumerable, NULL},
       {"combine", NULL, Combine, NULL, NULL, NULL, napi_enumerable, NULL},
       {"stream", NULL, Stream, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"fold", NULL, Fold, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   CHECK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   return exports;

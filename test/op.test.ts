@@ -1,7 +1,7 @@
 // Reduction ops on every kind of value they take, and the errors for values they do not.
 import { describe, expect, it } from "vitest";
 import { checkOp, checkReducible, combine, combineArrays, type OpName } from "../src/op.js";
-import { combineKernel, OP_CODES } from "../src/transport/native.js";
+import { combineKernel, foldKernel, OP_CODES } from "../src/transport/native.js";
 import type { TypedArray } from "../src/wire.js";
 
 describe("reduction ops", () => {
@@ -57,33 +57,94 @@ describe("reduction ops", () => {
     });
     const edges = [0, -0, 1, -1, 0.5, -2.75, 127, 128, 255, 256, -129, 32767, -32769, 65535, 2 ** 31 - 1, -(2 ** 31), 2 ** 32 - 1, 1e300, -1e-300, 3.4e38, Infinity, -Infinity, NaN];
     const classes = [Int8Array, Uint8Array, Uint8ClampedArray, Int16Array, Uint16Array, Int32Array, Uint32Array, Float32Array, Float64Array, BigInt64Array, BigUint64Array];
-    for (const C of classes) {
+    const opsOf = (C: (typeof classes)[number]): OpName[] =>
+      C === Float32Array || C === Float64Array ? ["sum", "prod", "min", "max", "land", "lor"] : ["sum", "prod", "min", "max", "land", "lor", "band", "bor", "bxor"];
+    /** `count` arrays of n edge and random values of class C, the same ones on every run. */
+    const arrays = (C: (typeof classes)[number], n: number, count: number): TypedArray[] => {
       const big = C === BigInt64Array || C === BigUint64Array;
-      const ops: OpName[] = C === Float32Array || C === Float64Array ? ["sum", "prod", "min", "max", "land", "lor"] : ["sum", "prod", "min", "max", "land", "lor", "band", "bor", "bxor"];
+      let seed = 12345;
+      const next = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31);
+      const value = (): number | bigint => {
+        const e = edges[next() % edges.length]!;
+        if (big) return BigInt.asIntN(64, BigInt(next()) * BigInt(next()) * (next() % 2 ? 1n : -1n) + (Number.isFinite(e) ? BigInt(Math.trunc(e)) : 0n));
+        return next() % 3 === 0 ? e : (next() - 2 ** 30) / (next() % 7 === 0 ? 1 : 1000);
+      };
+      return Array.from({ length: count }, () => {
+        const a = new (C as unknown as new (n: number) => TypedArray)(n);
+        for (let i = 0; i < n; i++) (a as unknown as (number | bigint)[])[i] = value();
+        return a;
+      });
+    };
+    /** JavaScript's own fold of `ins` (pieces below the kernel's size), left to right. */
+    const byJavaScript = (op: OpName, ins: TypedArray[]): TypedArray => {
+      const n = ins[0]!.length;
+      const want = new (ins[0]!.constructor as new (n: number) => TypedArray)(n);
+      for (let i = 0; i < n; i += 100) {
+        const piece = want.subarray(i, i + 100);
+        piece.set(ins[0]!.subarray(i, i + 100) as never);
+        for (let k = 1; k < ins.length; k++) combineArrays(op, piece, ins[k]!.subarray(i, i + 100), piece);
+      }
+      return want;
+    };
+    const firstDifference = (got: TypedArray, want: TypedArray): number | undefined => Array.from({ length: want.length }, (_, i) => i).find((i) => !Object.is(got[i], want[i]));
+    for (const C of classes) {
+      const ops = opsOf(C);
       it(`${C.name}: ${ops.join(", ")}`, () => {
-        const n = 2000;
-        const make = () => new (C as unknown as new (n: number) => TypedArray)(n);
-        const a = make(), b = make();
-        let seed = 12345;
-        const next = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31);
-        const value = (): number | bigint => {
-          const e = edges[next() % edges.length]!;
-          if (big) return BigInt.asIntN(64, BigInt(next()) * BigInt(next()) * (next() % 2 ? 1n : -1n) + (Number.isFinite(e) ? BigInt(Math.trunc(e)) : 0n));
-          return next() % 3 === 0 ? e : (next() - 2 ** 30) / (next() % 7 === 0 ? 1 : 1000);
-        };
-        for (let i = 0; i < n; i++) {
-          (a as unknown as (number | bigint)[])[i] = value();
-          (b as unknown as (number | bigint)[])[i] = value();
-        }
+        const [a, b] = arrays(C, 2000, 2) as [TypedArray, TypedArray];
         for (const op of ops) {
           const got = combineArrays(op, a, b);
-          // Pieces below the kernel's size: JavaScript's loop.
-          const want = make();
-          for (let i = 0; i < n; i += 100) combineArrays(op, a.subarray(i, i + 100), b.subarray(i, i + 100), want.subarray(i, i + 100));
-          const bad = Array.from({ length: n }, (_, i) => i).find((i) => !Object.is(got[i], want[i]));
+          const want = byJavaScript(op, [a, b]);
+          const bad = firstDifference(got, want);
           expect(bad === undefined ? "same" : `${op} at ${bad}: ${a[bad]} ${op} ${b[bad]} = ${got[bad]}, JavaScript ${want[bad]}`).toBe("same");
         }
       });
     }
+
+    // A staged allreduce's share (src/board.ts): p arrays folded in one pass, in their order, the
+    // result streamed to an array at any alignment and copied into one of the inputs.
+    const fold = foldKernel()!;
+    for (const C of classes) {
+      const ops = opsOf(C);
+      it(`fold of 4 ${C.name}s over several chunks, into a misaligned result and back into an input: ${ops.join(", ")}`, () => {
+        const n = 5001; // more than one of fold's 4 KiB chunks for every class
+        const ins = arrays(C, n, 4);
+        for (const op of ops) {
+          const want = byJavaScript(op, ins);
+          const out = new (C as unknown as new (n: number) => TypedArray)(n + 1).subarray(1);
+          const inputs = ins.map((x) => x.slice());
+          const done = fold(OP_CODES.indexOf(op), out, inputs[2]!, inputs);
+          // Exactly where combine leaves the work to JavaScript, fold does too, touching nothing.
+          const native = combineKernel()!(OP_CODES.indexOf(op), new (C as unknown as new (n: number) => TypedArray)(1), ins[0]!.subarray(0, 1), ins[1]!.subarray(0, 1));
+          expect(done).toBe(native);
+          if (!done) {
+            expect(firstDifference(inputs[2]!, ins[2]!)).toBeUndefined();
+            continue;
+          }
+          for (const [name, got] of [["result", out], ["copy", inputs[2]!]] as const) {
+            const bad = firstDifference(got, want);
+            expect(bad === undefined ? "same" : `${op} ${name} at ${bad}: ${got[bad]}, JavaScript ${want[bad]}`).toBe("same");
+          }
+        }
+      });
+    }
+
+    it("fold takes one input (a copy), no copy, and an empty result", () => {
+      const a = Float64Array.from({ length: 700 }, (_, i) => i - 0.5);
+      const out = new Float64Array(700);
+      expect(fold(OP_CODES.indexOf("max"), out, null, [a])).toBe(true);
+      expect(Array.from(out)).toEqual(Array.from(a));
+      expect(fold(OP_CODES.indexOf("sum"), new Float64Array(0), null, [a, a])).toBe(true);
+    });
+
+    it("fold refuses arrays that do not go together, naming what is wrong", () => {
+      const sum = OP_CODES.indexOf("sum");
+      const f8 = (n: number) => new Float64Array(n);
+      expect(() => fold(sum, f8(4), null, [])).toThrow(/fold takes an array of 1 to 1024 typed arrays/);
+      expect(() => fold(sum, f8(4), null, f8(4) as never)).toThrow(/fold takes an array of 1 to 1024 typed arrays/);
+      expect(() => fold(sum, f8(4), null, [f8(4), new Float32Array(4)])).toThrow(/one class, each at least as long as out/);
+      expect(() => fold(sum, f8(4), null, [f8(4), f8(3)])).toThrow(/one class, each at least as long as out/);
+      expect(() => fold(sum, f8(4), f8(3), [f8(4)])).toThrow(/copy must be of out's class and at least as long/);
+      expect(() => fold(sum, f8(4), null, [f8(4), [1, 2] as never])).toThrow(/fold takes typed arrays/);
+    });
   });
 });

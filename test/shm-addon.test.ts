@@ -16,7 +16,7 @@ const segmentName = () => `/tsmpi-test-${randomBytes(6).toString("hex")}`;
 describe("shared-memory addon", () => {
   it("loads (built from source by npm install, or the prebuilt binary)", () => {
     expect(loadShm().error).toBeUndefined();
-    expect(Object.keys(shm).sort()).toEqual(["arm", "close", "combine", "map", "sleep", "stream", "unlink", "waiter", "wake", "yieldCpu"]);
+    expect(Object.keys(shm).sort()).toEqual(["arm", "close", "combine", "fold", "map", "sleep", "stream", "unlink", "waiter", "wake", "yieldCpu"]);
   });
 
   it("ships a prebuilt binary that loads without any build (what a user's npm install gets)", () => {

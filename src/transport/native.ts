@@ -51,6 +51,12 @@ export interface ShmAddon {
    * stores): for results nobody reads soon, whose lines an ordinary copy would first read.
    */
   stream(dst: ArrayBufferView, src: ArrayBufferView): void;
+  /**
+   * `out[i] = ((ins[0][i] op ins[1][i]) op ins[2][i]) …` over out's length, in one pass: `out`
+   * written past the cache, the same values into `copy` too (which may be one of `ins`). False,
+   * with nothing done, where `combine` would be.
+   */
+  fold(op: number, out: ArrayBufferView, copy: ArrayBufferView | null, ins: readonly ArrayBufferView[]): boolean;
 }
 
 /** The built-in ops in the order native/tsmpi_shm.c numbers them. */
@@ -82,6 +88,11 @@ export function combineKernel(): ShmAddon["combine"] | undefined {
 /** The addon's non-temporal copy, if the addon loads; undefined without it (then TypedArray.set). */
 export function streamCopy(): ShmAddon["stream"] | undefined {
   return loadShm().addon?.stream;
+}
+
+/** The addon's one-pass fold over many arrays, if the addon loads; undefined without it. */
+export function foldKernel(): ShmAddon["fold"] | undefined {
+  return loadShm().addon?.fold;
 }
 
 /** Loads the addon once; never throws. TSMPI_SHM_ADDON=0 pretends it is missing (to test the fallback). */
