@@ -31,7 +31,7 @@
 import { RankFailedError } from "./errors.js";
 import { combine, combineArrays, type OpName } from "./op.js";
 import { BOARD_BYTES, type BoardWatch, type SharedBoards, type SharedStages, type StageHolder } from "./transport/index.js";
-import { streamCopy } from "./transport/native.js";
+import { foldKernel, OP_CODES, streamCopy } from "./transport/native.js";
 import { Awaited } from "./where.js";
 import { plainTypedArrayCode, type TypedArray, type TypedArrayConstructor } from "./wire.js";
 
@@ -594,6 +594,10 @@ class Staged {
   private readonly size: number;
   /** The addon's non-temporal copy (the addon is there wherever stages are: they come with it). */
   private readonly stream = streamCopy();
+  private readonly fold = foldKernel();
+  private readonly code: number;
+  /** Whether the addon's fold takes this class and op (where it gives JavaScript's bits), asked once per call. */
+  private readonly native: boolean;
 
   constructor(
     private readonly areas: readonly Int32Array[],
@@ -612,6 +616,8 @@ class Staged {
     this.per = Math.floor(this.half / this.size);
     this.blocks = Math.ceil(value.length / this.per);
     this.bytes = new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+    this.code = OP_CODES.indexOf(op);
+    this.native = this.fold !== undefined && this.fold(this.code, new this.make(0), null, [new this.make(0)]);
   }
 
   /** Whether every member has gathered every block: this rank's stage is free again. */
@@ -697,9 +703,17 @@ class Staged {
     return new this.make(s.buffer, s.byteOffset + (b & 1) * this.half + at * this.size, count);
   }
 
+  /** Block b into this rank's stage; with the addon's fold, but for this rank's share, which reduceShare reads from the array itself. */
   private copyIn(b: number): void {
     const [from, m] = this.block(b);
-    this.stages[this.rank]!.set(this.bytes.subarray(from * this.size, (from + m) * this.size), (b & 1) * this.half);
+    const stage = this.stages[this.rank]!, at = (b & 1) * this.half, size = this.size;
+    if (!this.native) {
+      stage.set(this.bytes.subarray(from * size, (from + m) * size), at);
+      return;
+    }
+    const [lo, hi] = this.share(this.rank, m);
+    stage.set(this.bytes.subarray(from * size, (from + lo) * size), at);
+    stage.set(this.bytes.subarray((from + hi) * size, (from + m) * size), at + hi * size);
   }
 
   /** This rank's share of block b, from every stage in rank order: into the result, then back into its stage. */
@@ -709,6 +723,16 @@ class Staged {
     if (hi === lo) return;
     const mine = this.out.subarray(from + lo, from + hi);
     const p = this.areas.length;
+    if (this.native) {
+      // One pass over the shares, the result past the cache (nobody reads it during the call) and
+      // into this rank's stage for the others; its own share straight from its array, which
+      // copyIn therefore skipped. The pairwise loop below makes p - 1 passes, and reads each
+      // line of the result from memory before writing it.
+      const ins: TypedArray[] = [];
+      for (let i = 0; i < p; i++) ins.push(i === this.rank ? this.value.subarray(from + lo, from + hi) : this.view(i, b, lo, hi - lo));
+      this.fold!(this.code, mine, this.view(this.rank, b, lo, hi - lo), ins);
+      return;
+    }
     if (p === 1) (mine as Float64Array).set(this.view(0, b, lo, hi - lo) as Float64Array);
     else {
       combineArrays(this.op, this.view(0, b, lo, hi - lo), this.view(1, b, lo, hi - lo), mine);
