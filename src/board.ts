@@ -611,7 +611,10 @@ class Staged {
   ) {
     this.make = value.constructor as TypedArrayConstructor;
     this.size = value.BYTES_PER_ELEMENT;
-    this.out = into ?? new this.make(value.length);
+    // A new result need not be zeroed (a memset of 8 MiB ≈ 0.3 ms): every element of it is
+    // written (each share by its reducer) before the call completes, and a call that fails
+    // never hands it out.
+    this.out = into ?? new this.make(Buffer.allocUnsafeSlow(value.byteLength).buffer, 0, value.length);
     this.half = stages[0]!.length >> 1;
     this.per = Math.floor(this.half / this.size);
     this.blocks = Math.ceil(value.length / this.per);
