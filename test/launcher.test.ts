@@ -32,6 +32,17 @@ describe("tsmpirun on one machine", () => {
     }
   });
 
+  it("has glibc keep large freed blocks for reuse in ranks, unless the user set malloc up", async () => {
+    const malloc = async (args: string[]) => {
+      const r = await run(["-n", "2", ...args, fixture("env.ts")]);
+      expect(r.exitCode).toBe(0);
+      return r.stdout.trim().split("\n").map((l) => JSON.parse(l).malloc);
+    };
+    expect(await malloc([])).toEqual([["33554432", "67108864", null], ["33554432", "67108864", null]]);
+    expect((await malloc(["-x", "MALLOC_TRIM_THRESHOLD_=1000"]))[0]).toEqual([null, "1000", null]);
+    expect((await malloc(["-x", "GLIBC_TUNABLES=glibc.malloc.trim_threshold=1000"]))[1]).toEqual([null, null, "glibc.malloc.trim_threshold=1000"]);
+  });
+
   it("runs `node [options] script` with those options in every rank", async () => {
     const r = await run(["-n", "2", "node", "--max-old-space-size=1234", "--no-warnings", fixture("env.ts"), "a"]);
     expect(r.exitCode).toBe(0);
