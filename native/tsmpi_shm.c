@@ -501,7 +501,8 @@ static napi_value Stream(napi_env env, napi_callback_info info) {
 
 /* fold(op, out, copy, ins): boolean — out[i] = ((ins[0][i] op ins[1][i]) op ins[2][i]) … over
  * out's length, in the order of ins (rank order: the bits of the pairwise loop), written past the
- * cache; and the same values into copy, unless it is null. One pass where the pairwise loop
+ * cache; and the same values into copy, unless it is null. With out null, into copy only (over
+ * its length): a rank that reduces a share for a root's result keeps none itself. One pass where the pairwise loop
  * makes p: each chunk is folded in a buffer that stays in L1, so the inputs are read once and
  * the result written once. copy may be one of ins (a rank's reduced share goes back where its
  * own share was): each chunk is read whole before it is written. False, with nothing done,
@@ -511,11 +512,19 @@ static napi_value Fold(napi_env env, napi_callback_info info) {
   if (!get_args(env, info, 4, argv)) return NULL;
   int32_t op;
   CHECK(napi_get_value_int32(env, argv[0], &op));
-  Typed out, copy = {0};
-  if (!typed_arg(env, argv[1], "fold", &out)) return NULL;
-  napi_valuetype kind;
+  Typed out = {0}, copy = {0};
+  napi_valuetype out_kind, kind;
+  CHECK(napi_typeof(env, argv[1], &out_kind));
   CHECK(napi_typeof(env, argv[2], &kind));
+  if (out_kind != napi_null && !typed_arg(env, argv[1], "fold", &out)) return NULL;
   if (kind != napi_null && !typed_arg(env, argv[2], "fold", &copy)) return NULL;
+  if (out_kind == napi_null) {
+    if (kind == napi_null) {
+      napi_throw_type_error(env, NULL, "tsmpi_shm: fold needs a result array, a copy, or both");
+      return NULL;
+    }
+    out.type = copy.type, out.length = copy.length, out.bytes = copy.bytes;
+  }
   bool is_array;
   uint32_t p = 0;
   CHECK(napi_is_array(env, argv[3], &is_array));
@@ -560,7 +569,7 @@ static napi_value Fold(napi_env env, napi_callback_info info) {
       for (uint32_t k = 2; k < p; k++) combine_typed(op, out.type, tmp, tmp, in[k] + off, n);
     }
     if (copy.data) memcpy((char*)copy.data + off, tmp, n * size);
-    stream_bytes((char*)out.data + off, tmp, n * size);
+    if (out.data) stream_bytes((char*)out.data + off, tmp, n * size);
     at += n;
   }
   fence();

@@ -128,17 +128,21 @@ describe("reduction ops", () => {
       });
     }
 
-    it("fold takes one input (a copy), no copy, and an empty result", () => {
+    it("fold takes one input (a copy), no copy, no result (into the copy only), and an empty result", () => {
       const a = Float64Array.from({ length: 700 }, (_, i) => i - 0.5);
       const out = new Float64Array(700);
       expect(fold(OP_CODES.indexOf("max"), out, null, [a])).toBe(true);
       expect(Array.from(out)).toEqual(Array.from(a));
+      const copy = new Float64Array(700);
+      expect(fold(OP_CODES.indexOf("sum"), null, copy, [a, a])).toBe(true);
+      expect(Array.from(copy)).toEqual(Array.from(a, (x) => 2 * x));
       expect(fold(OP_CODES.indexOf("sum"), new Float64Array(0), null, [a, a])).toBe(true);
     });
 
     it("fold refuses arrays that do not go together, naming what is wrong", () => {
       const sum = OP_CODES.indexOf("sum");
       const f8 = (n: number) => new Float64Array(n);
+      expect(() => fold(sum, null, null, [f8(4)])).toThrow(/fold needs a result array, a copy, or both/);
       expect(() => fold(sum, f8(4), null, [])).toThrow(/fold takes an array of 1 to 1024 typed arrays/);
       expect(() => fold(sum, f8(4), null, f8(4) as never)).toThrow(/fold takes an array of 1 to 1024 typed arrays/);
       expect(() => fold(sum, f8(4), null, [f8(4), new Float32Array(4)])).toThrow(/one class, each at least as long as out/);

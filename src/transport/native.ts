@@ -53,10 +53,10 @@ export interface ShmAddon {
   stream(dst: ArrayBufferView, src: ArrayBufferView): void;
   /**
    * `out[i] = ((ins[0][i] op ins[1][i]) op ins[2][i]) …` over out's length, in one pass: `out`
-   * written past the cache, the same values into `copy` too (which may be one of `ins`). False,
-   * with nothing done, where `combine` would be.
+   * written past the cache, the same values into `copy` too (which may be one of `ins`); with
+   * `out` null, into `copy` only. False, with nothing done, where `combine` would be.
    */
-  fold(op: number, out: ArrayBufferView, copy: ArrayBufferView | null, ins: readonly ArrayBufferView[]): boolean;
+  fold(op: number, out: ArrayBufferView | null, copy: ArrayBufferView | null, ins: readonly ArrayBufferView[]): boolean;
 }
 
 /** The built-in ops in the order native/tsmpi_shm.c numbers them. */
