@@ -147,6 +147,8 @@ class BoardCall extends Awaited<unknown> {
     readonly value: unknown,
     readonly op: OpName | null,
     readonly into: TypedArray | undefined,
+    /** The member that gets the result (reduce); undefined: every member does (allreduce, barrier). */
+    readonly root: number | undefined,
   ) {
     super();
   }
@@ -218,15 +220,16 @@ export class Board implements BoardWatch, StageHolder {
   /**
    * Posts `value` for the collective call `tag` (signature `sig`) and resolves with every
    * member's value combined with `op` in rank order (the same bits on every rank; for a typed
-   * array a new one, or `into`), or with null for a barrier (value null, no op). Resolves with
+   * array a new one, or `into`), or with null for a barrier (value null, no op). With a `root`
+   * (reduce), only that member gets the result; the others resolve with undefined. Resolves with
    * BY_MESSAGES when some member's value is not one a board carries (NOT_ON_BOARD, an object, a
    * large array, values of different kinds or sizes): the call then goes by messages, on every
    * rank alike.
    */
-  exchange(tag: number, sig: number, value: unknown, op: OpName | null, into?: TypedArray): Promise<unknown> {
+  exchange(tag: number, sig: number, value: unknown, op: OpName | null, into?: TypedArray, root?: number): Promise<unknown> {
     if (this.failure) return Promise.reject(this.failure);
     this.seq = (this.seq + 1) | 0;
-    const c = new BoardCall(this.seq, tag, sig, value === NOT_ON_BOARD ? OTHER : kindOf(value, this.stages !== null && op !== null), value, op, into);
+    const c = new BoardCall(this.seq, tag, sig, value === NOT_ON_BOARD ? OTHER : kindOf(value, this.stages !== null && op !== null), value, op, into, root);
     this.queue.push(c);
     this.step();
     return c.promise;
@@ -323,7 +326,8 @@ export class Board implements BoardWatch, StageHolder {
         }
         if (result === RUN) {
           const v = c.value as TypedArray;
-          c.run = new Staged(this.areas, this.stages!.areas, this.rank, slotOf(c.seq), v, c.op!, c.into, () => this.shared.notify());
+          const gathers = c.root === undefined || c.root === this.rank;
+          c.run = new Staged(this.areas, this.stages!.areas, this.rank, slotOf(c.seq), v, c.op!, c.into, gathers, () => this.shared.notify());
           q.unshift(c);
           continue;
         }
@@ -513,6 +517,8 @@ export class Board implements BoardWatch, StageHolder {
     }
     if (c.kind === NOTHING) return null;
     if (c.kind >= STAGED && !c.quarter) return RUN;
+    // A reduce: the others' values are read by the root alone.
+    if (c.root !== undefined && c.root !== this.rank) return undefined;
     const op = c.op!;
     if (c.kind === NUMBER) {
       const at = (base + PAYLOAD) >> 1;
@@ -584,7 +590,8 @@ class Staged {
   private w = 0;
   private r = 0;
   private g = 0;
-  readonly out: TypedArray;
+  /** The result; null on a rank that only reduces its shares for a root (with the addon's fold). */
+  readonly out: TypedArray | null;
   private readonly blocks: number;
   /** Elements of a block, and bytes of a stage's half. */
   private readonly per: number;
@@ -607,20 +614,22 @@ class Staged {
     private readonly value: TypedArray,
     private readonly op: OpName,
     into: TypedArray | undefined,
+    /** Whether this rank gets the result (false: a reduce's other ranks, which copy nothing out). */
+    private readonly gathers: boolean,
     private readonly notify: () => void,
   ) {
     this.make = value.constructor as TypedArrayConstructor;
     this.size = value.BYTES_PER_ELEMENT;
-    // A new result need not be zeroed (a memset of 8 MiB ≈ 0.3 ms): every element of it is
-    // written (each share by its reducer) before the call completes, and a call that fails
-    // never hands it out.
-    this.out = into ?? new this.make(Buffer.allocUnsafeSlow(value.byteLength).buffer, 0, value.length);
     this.half = stages[0]!.length >> 1;
     this.per = Math.floor(this.half / this.size);
     this.blocks = Math.ceil(value.length / this.per);
     this.bytes = new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
     this.code = OP_CODES.indexOf(op);
     this.native = this.fold !== undefined && this.fold(this.code, new this.make(0), null, [new this.make(0)]);
+    // A new result need not be zeroed (a memset of 8 MiB ≈ 0.3 ms): every element of it is
+    // written (each share by its reducer) before the call completes, and a call that fails
+    // never hands it out. Without the fold, a rank that gathers nothing still needs room for its share.
+    this.out = into ?? (gathers || !this.native ? new this.make(Buffer.allocUnsafeSlow(value.byteLength).buffer, 0, value.length) : null);
   }
 
   /** Whether every member has gathered every block: this rank's stage is free again. */
@@ -662,7 +671,7 @@ class Staged {
   /** Whether member `i` holds up this rank's next step. */
   waitsOn(i: number): boolean {
     const a = this.areas[i]!;
-    if (this.g < this.r) return Atomics.load(a, this.base + REDUCED) < this.g + 1;
+    if (this.g < this.r) return this.gathers && Atomics.load(a, this.base + REDUCED) < this.g + 1;
     if (this.r < this.w) return Atomics.load(a, this.base + WRITTEN) < this.r + 1;
     if (this.w < this.blocks) return Atomics.load(a, this.base + GATHERED) < this.w - 1;
     return Atomics.load(a, this.base + GATHERED) < this.blocks;
@@ -677,8 +686,9 @@ class Staged {
     return this.r < this.w && this.least(WRITTEN, this.r + 1);
   }
 
+  /** A rank that gathers nothing has read all it reads of block g once it has reduced its share. */
   private canGather(): boolean {
-    return this.g < this.r && this.least(REDUCED, this.g + 1);
+    return this.g < this.r && (!this.gathers || this.least(REDUCED, this.g + 1));
   }
 
   /** Whether every other member's `word` is at least `n`. */
@@ -724,7 +734,6 @@ class Staged {
     const [from, m] = this.block(b);
     const [lo, hi] = this.share(this.rank, m);
     if (hi === lo) return;
-    const mine = this.out.subarray(from + lo, from + hi);
     const p = this.areas.length;
     if (this.native) {
       // One pass over the shares, the result past the cache (nobody reads it during the call) and
@@ -733,9 +742,10 @@ class Staged {
       // line of the result from memory before writing it.
       const ins: TypedArray[] = [];
       for (let i = 0; i < p; i++) ins.push(i === this.rank ? this.value.subarray(from + lo, from + hi) : this.view(i, b, lo, hi - lo));
-      this.fold!(this.code, mine, this.view(this.rank, b, lo, hi - lo), ins);
+      this.fold!(this.code, this.out && this.out.subarray(from + lo, from + hi), this.view(this.rank, b, lo, hi - lo), ins);
       return;
     }
+    const mine = this.out!.subarray(from + lo, from + hi);
     if (p === 1) (mine as Float64Array).set(this.view(0, b, lo, hi - lo) as Float64Array);
     else {
       combineArrays(this.op, this.view(0, b, lo, hi - lo), this.view(1, b, lo, hi - lo), mine);
@@ -746,6 +756,8 @@ class Staged {
 
   /** The other members' reduced shares of block b, into the result. */
   private gather(b: number): void {
+    const out = this.out;
+    if (!this.gathers || !out) return;
     const [from, m] = this.block(b);
     for (let k = 0; k < this.areas.length; k++) {
       if (k === this.rank) continue;
@@ -753,8 +765,8 @@ class Staged {
       if (hi <= lo) continue;
       // Past the cache: 4 ranks' results of 8 MiB do not fit in it, and an ordinary copy reads
       // each line of the result from memory before writing it (~15 % off an 8 MiB allreduce).
-      if (this.stream) this.stream(this.out.subarray(from + lo, from + hi), this.view(k, b, lo, hi - lo));
-      else (this.out as Float64Array).set(this.view(k, b, lo, hi - lo) as Float64Array, from + lo);
+      if (this.stream) this.stream(out.subarray(from + lo, from + hi), this.view(k, b, lo, hi - lo));
+      else (out as Float64Array).set(this.view(k, b, lo, hi - lo) as Float64Array, from + lo);
     }
   }
 }

@@ -14,9 +14,9 @@
  * - gather / scatter / alltoall: direct (all messages posted at once; cost grows with the data).
  * - barrier: dissemination.
  * - Where the communicator's ranks share one host's memory (the channel has `exchange`), the
- *   barrier and an allreduce of a number, boolean or typed array with a built-in op go through
- *   shared-memory boards and stages instead (board.ts), as Open MPI's coll/sm does; values they
- *   cannot carry go by the algorithms above.
+ *   barrier, and an allreduce or reduce of a number, boolean or typed array with a built-in op,
+ *   go through shared-memory boards and stages instead (board.ts), as Open MPI's coll/sm does;
+ *   values they cannot carry go by the algorithms above.
  * Failures that one rank detects (a value that does not reduce or cannot be encoded, a scatter
  * root with the wrong number of values) travel on through the algorithm as a failure marker, so
  * the ranks that needed the value reject too instead of waiting for a message that never comes.
@@ -40,11 +40,11 @@ export interface Channel {
   recvInto(source: number, into: TypedArray): Promise<void>;
   /**
    * Where the ranks share memory: posts this rank's value on its board and resolves with every
-   * rank's values combined with `op` in rank order (null for a barrier), or with BY_MESSAGES when
-   * some rank's value is not one a board carries (the call then goes by messages on every
-   * rank). See board.ts.
+   * rank's values combined with `op` in rank order (null for a barrier; with a `root`, on the
+   * root only), or with BY_MESSAGES when some rank's value is not one a board carries (the call
+   * then goes by messages on every rank). See board.ts.
    */
-  exchange?(value: unknown, op: OpName | null, into?: TypedArray): Promise<unknown>;
+  exchange?(value: unknown, op: OpName | null, into?: TypedArray, root?: number): Promise<unknown>;
 }
 
 /**
@@ -165,6 +165,11 @@ export async function bcast<T>(ch: Channel, value: T, root: number): Promise<T> 
 export async function reduce<T>(ch: Channel, value: T, op: Op, root: number): Promise<T | undefined> {
   const mine = contribution("reduce", ch, value, op);
   const { rank, size } = ch;
+  if (ch.exchange) {
+    // As allreduce's, but only the root gathers the result (the others reduce their shares of it).
+    const result = await ch.exchange(typeof op === "string" && !isFailure(mine) ? mine : NOT_ON_BOARD, op as OpName, undefined, root);
+    if (result !== BY_MESSAGES) return rank === root ? (result as T) : undefined;
+  }
   // Binomial tree towards rank 0, each rank holding the reduction of a contiguous block of ranks,
   // so operands are combined in rank order; then rank 0 hands the result to the root.
   let acc: unknown = mine;

@@ -640,7 +640,7 @@ export class Communicator {
               if (count !== into.length) throw new MpiError(`${call}: expected ${into.length} elements from rank ${source}, got ${count}`);
             }),
     };
-    if (board) ch.exchange = (value, op, into) => board.exchange(tag, sig, value, op, into);
+    if (board) ch.exchange = (value, op, into, root) => board.exchange(tag, sig, value, op, into, root);
     return ch;
   }
 

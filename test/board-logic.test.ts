@@ -145,6 +145,24 @@ describe("boards", () => {
     expect(holders.every((h) => h !== null && h.release())).toBe(true);
   });
 
+  it("reduce to a root through the stages and in one round: the root gets rank order's bits, the others nothing", async () => {
+    // 4 KiB stages: 601 elements take 3 blocks, 100 go through a quarter, 5 through a slot.
+    const [a, b, c] = members(3, {}, 4096);
+    for (const [k, [n, root]] of ([[601, 1], [601, 2], [100, 0], [100, 2], [5, 0], [5, 1]] as const).entries()) {
+      const parts = [0, 1, 2].map((r) => part(r, k, n));
+      const want = foldInOrder(parts);
+      const calls = [a, b, c].map((m, r) => m!.exchange(k, 1, parts[r]!, "sum", undefined, root));
+      pump();
+      const got = await Promise.all(calls);
+      const result = got[root] as Float64Array;
+      expect(Array.from(result).every((x, i) => Object.is(x, want[i]))).toBe(true);
+      // The others hold no result (a one-round call reads no other slot; blocks gather nothing).
+      for (const r of [0, 1, 2].filter((r) => r !== root)) expect(got[r] ?? null).toBeNull();
+      expect(Array.from(parts[0]!)).toEqual(Array.from(part(0, k, n)));
+    }
+    expect(watching.size).toBe(0);
+  });
+
   it("run calls through the stages one after another, with small calls between, whichever member is ahead", async () => {
     const [a, b] = members(2, {}, 512);
     const n = 700;

@@ -1,4 +1,4 @@
-// Allreduce and barrier on shared-memory boards and stages (src/board.ts), through real launches.
+// Allreduce, reduce and barrier on shared-memory boards and stages (src/board.ts), through real launches.
 import { describe, expect, it } from "vitest";
 import { fixture, run } from "./helpers.js";
 
@@ -15,6 +15,8 @@ const CASES = [
   "allreduceInto and in place", "12 in flight",
   ...STAGED_CASES,
   "large ones in flight on two communicators", "quarter-stage ones in flight on two communicators", "large arrays whose classes differ", "large arrays whose lengths differ", "large arrays whose sizes differ", "and the world still works",
+  ...["a number", "Float64Array of 12", "Float64Array of 2001", "Float64Array of 700001", "Int32Array of 300001, prod"].map((w) => `reduce of ${w} to each root`),
+  "reduces and allreduces in flight", "reduce with roots that differ", "and the world still works after it",
   "an array larger than a slot", "a bigint", "a function op", "kinds that differ", "then the world still works", "split", "beyond 64 communicators", "with point-to-point and bcast",
 ];
 
@@ -24,7 +26,7 @@ const report = (stdout: string) => JSON.parse(stdout.trim().split("\n").at(-1)!)
 describe("collectives on shared-memory boards", () => {
   for (const [n, transport] of [[4, "shm"], [3, "shm"], [4, "zmq"]] as const) {
     it(`give what rank order gives, for every value a board carries and every one it does not (${n} ranks, --transport ${transport})`, async () => {
-      const r = await run(["-n", String(n), "--transport", transport, "--timeout", "60", fixture("board.ts")]);
+      const r = await run(["-n", String(n), "--transport", transport, "--timeout", "60", "-x", `TSMPI_TEST_BOARDS=${transport === "shm" ? 1 : 0}`, fixture("board.ts")]);
       expect(r.stderr).toBe("");
       expect(r.exitCode).toBe(0);
       for (let k = 0; k < n; k++) for (const c of CASES) expect(r.stdout).toContain(`rank ${k}: ${c}: ok`);
@@ -32,7 +34,7 @@ describe("collectives on shared-memory boards", () => {
     });
   }
 
-  it("send no message for an allreduce (small or 1 MiB) or a barrier, where TSMPI_BOARDS=off or ZeroMQ sends them all", async () => {
+  it("send no message for an allreduce (small or 1 MiB), a 1 MiB reduce or a barrier, where TSMPI_BOARDS=off or ZeroMQ sends them all", async () => {
     const sent = async (boards: string, transport = "shm") => {
       const r = await run(["-n", "4", "--transport", transport, "--report", "json", "-x", `TSMPI_BOARDS=${boards}`, fixture("board.ts"), "count"]);
       expect(r.stderr).toBe("");
@@ -42,7 +44,7 @@ describe("collectives on shared-memory boards", () => {
     };
     expect(await sent("on")).toEqual([0, 0, 0, 0]);
     // Recursive doubling and the dissemination barrier: 2 messages per rank per call on 4 ranks;
-    // the ring: 2 · 3 chunks per rank per call.
+    // the ring: 2 · 3 chunks per rank per call. (A reduce's binomial tree sends from 3 of 4 ranks.)
     for (const m of await sent("off")) expect(m).toBeGreaterThanOrEqual(2 * 400 + 6 * 20);
     // Ranks that do not share memory have no boards.
     for (const m of await sent("on", "zmq")) expect(m).toBeGreaterThanOrEqual(2 * 400 + 6 * 20);
