@@ -14,10 +14,6 @@
  * board cannot carry says so in its slot, and then every rank of the call falls back to the
  * message algorithms (on the same collective channel, so nothing else changes).
  *
- * A reduce goes the same way with only the root combining the values (one round) or gathering
- * the shares (blocks). A bcast's root posts its value, the other ranks post that they take it
- * (TAKES) and copy it from the root's slot, or from its stage block by block (Spread).
- *
  * A typed array too large for a slot goes through the members' stages instead (larger shared
  * areas, one per rank, whatever the communicator). Up to a quarter of a stage (and QUARTER_WORK)
  * it goes as through a slot, in the quarter that belongs to the call's slot. A larger one goes in
@@ -37,7 +33,7 @@ import { combine, combineArrays, type OpName } from "./op.js";
 import { BOARD_BYTES, type BoardWatch, type SharedBoards, type SharedStages, type StageHolder } from "./transport/index.js";
 import { foldKernel, OP_CODES, streamCopy } from "./transport/native.js";
 import { Awaited } from "./where.js";
-import { plainTypedArrayCode, typedArrayClass, type TypedArray, type TypedArrayConstructor } from "./wire.js";
+import { plainTypedArrayCode, type TypedArray, type TypedArrayConstructor } from "./wire.js";
 
 /**
  * Words of a board's two control lines: DONE (each member's own), and in the first member's
@@ -67,7 +63,6 @@ const OTHER = 1; // not one a board carries: the call goes by messages
 const NOTHING = 2;
 const NUMBER = 3;
 const BOOLEAN = 4;
-const TAKES = 5; // a bcast's other ranks: whatever the root's slot holds
 const ARRAY = 16; // + the typed array's binary type code (wire.ts)
 const STAGED = 48; // + the code: an array that goes through the stages
 /**
@@ -142,7 +137,7 @@ class BoardCall extends Awaited<unknown> {
    */
   tookStage = false;
   quarter = false;
-  run: Run | null = null;
+  run: Staged | null = null;
 
   constructor(
     readonly seq: number,
@@ -152,18 +147,10 @@ class BoardCall extends Awaited<unknown> {
     readonly value: unknown,
     readonly op: OpName | null,
     readonly into: TypedArray | undefined,
-    /**
-     * The member that gets the result (reduce), or whose value everyone gets (bcast: no op);
-     * undefined: every member gets the result (allreduce, barrier).
-     */
+    /** The member that gets the result (reduce); undefined: every member does (allreduce, barrier). */
     readonly root: number | undefined,
   ) {
     super();
-  }
-
-  /** A bcast: the root's value, to everyone. */
-  get bcast(): boolean {
-    return this.op === null && this.root !== undefined;
   }
 
   resolve(v: unknown): void {
@@ -213,7 +200,6 @@ export class Board implements BoardWatch, StageHolder {
   private failure: Error | null = null;
   /** Some rank of the job has gone (see peerGone): only then is it worth looking for one. */
   private anyGone = false;
-  private others: number[] | undefined;
 
   constructor(
     private readonly shared: SharedBoards,
@@ -235,9 +221,7 @@ export class Board implements BoardWatch, StageHolder {
    * Posts `value` for the collective call `tag` (signature `sig`) and resolves with every
    * member's value combined with `op` in rank order (the same bits on every rank; for a typed
    * array a new one, or `into`), or with null for a barrier (value null, no op). With a `root`
-   * (reduce), only that member gets the result; the others resolve with undefined. With a root
-   * and no op (bcast), every member gets the root's value (the root its own, the others a copy;
-   * their `value` is not looked at). Resolves with
+   * (reduce), only that member gets the result; the others resolve with undefined. Resolves with
    * BY_MESSAGES when some member's value is not one a board carries (NOT_ON_BOARD, an object, a
    * large array, values of different kinds or sizes): the call then goes by messages, on every
    * rank alike.
@@ -245,9 +229,7 @@ export class Board implements BoardWatch, StageHolder {
   exchange(tag: number, sig: number, value: unknown, op: OpName | null, into?: TypedArray, root?: number): Promise<unknown> {
     if (this.failure) return Promise.reject(this.failure);
     this.seq = (this.seq + 1) | 0;
-    const bcast = op === null && root !== undefined;
-    const kind = bcast && root !== this.rank ? TAKES : value === NOT_ON_BOARD ? OTHER : kindOf(value, this.stages !== null && (op !== null || bcast));
-    const c = new BoardCall(this.seq, tag, sig, kind, value, op, into, root);
+    const c = new BoardCall(this.seq, tag, sig, value === NOT_ON_BOARD ? OTHER : kindOf(value, this.stages !== null && op !== null), value, op, into, root);
     this.queue.push(c);
     this.step();
     return c.promise;
@@ -290,11 +272,7 @@ export class Board implements BoardWatch, StageHolder {
     for (let i = 0; i < this.areas.length; i++) {
       if (i === this.rank) continue;
       const a = this.areas[i]!;
-      const missing = c.run
-        ? c.run.waitsOn(i)
-        : !c.written
-          ? ((Atomics.load(a, DONE) - c.seq + SLOTS) | 0) < 0
-          : this.readers(c).includes(i) && (c.stalled ? a[base + TAG] !== c.tag : Atomics.load(a, base + SEQ) !== c.seq);
+      const missing = c.run ? c.run.waitsOn(i) : !c.written ? ((Atomics.load(a, DONE) - c.seq + SLOTS) | 0) < 0 : c.stalled ? a[base + TAG] !== c.tag : Atomics.load(a, base + SEQ) !== c.seq;
       if (missing) out.push({ tag: c.tag, src: this.group[i]!, locate: () => c.locate() });
     }
     return out;
@@ -323,8 +301,7 @@ export class Board implements BoardWatch, StageHolder {
             break;
           }
           q.shift();
-          // A bcast's other ranks read the root's stage and never took their own.
-          if (c.tookStage) this.busy = false;
+          this.busy = false;
           this.finish(c, c.run.out);
           again = true;
           continue;
@@ -349,9 +326,8 @@ export class Board implements BoardWatch, StageHolder {
         }
         if (result === RUN) {
           const v = c.value as TypedArray;
-          const notify = () => this.shared.notify();
-          if (c.bcast) c.run = new Spread(this.areas, this.stages!.areas[c.root!]!, this.rank, c.root!, slotOf(c.seq), c.kind === TAKES ? null : v, this.rootArray(c), notify);
-          else c.run = new Staged(this.areas, this.stages!.areas, this.rank, slotOf(c.seq), v, c.op!, c.into, c.root === undefined || c.root === this.rank, notify);
+          const gathers = c.root === undefined || c.root === this.rank;
+          c.run = new Staged(this.areas, this.stages!.areas, this.rank, slotOf(c.seq), v, c.op!, c.into, gathers, () => this.shared.notify());
           q.unshift(c);
           continue;
         }
@@ -458,17 +434,13 @@ export class Board implements BoardWatch, StageHolder {
       own[base + BYTES] = (v as TypedArray).byteLength;
       if (!this.holds) this.holds = this.stages!.take(this);
       c.tookStage = this.holds;
-      // A bcast's array goes in blocks, whatever its size: each of the others copies it once.
-      c.quarter = !c.bcast && this.quarterOf(c);
+      c.quarter = this.quarterOf(c);
       if (c.tookStage && c.quarter) {
         // Like a slot's payload: the quarter is reused SLOTS calls later, once every member has read it.
         (this.view(this.rank, c) as Float64Array).set(v as Float64Array);
         this.lastQuarter = c.seq;
       } else if (c.tookStage) this.busy = true;
       own[base + HAS_STAGE] = c.tookStage ? 1 : 0;
-      own[base + WRITTEN] = own[base + REDUCED] = own[base + GATHERED] = 0;
-    } else if (c.kind === TAKES) {
-      // The root reads these as this rank's progress through its stage (see Spread).
       own[base + WRITTEN] = own[base + REDUCED] = own[base + GATHERED] = 0;
     } else if (c.kind >= ARRAY) {
       const a = v as TypedArray;
@@ -487,25 +459,15 @@ export class Board implements BoardWatch, StageHolder {
   private present(c: BoardCall): boolean {
     if (c.kind === OTHER) return true;
     const base = slotOf(c.seq) + SEQ;
-    for (const i of this.readers(c)) if (Atomics.load(this.areas[i]!, base) !== c.seq) return false;
+    for (let i = 0; i < this.areas.length; i++) if (i !== this.rank && Atomics.load(this.areas[i]!, base) !== c.seq) return false;
     return true;
-  }
-
-  /**
-   * The members whose slots call `c` reads: all the others, but for a bcast the root's alone on
-   * the other ranks. A bcast's root reads the others' too, though it needs nothing from them: it
-   * is where a rank that called something else (another root, say) is found out.
-   */
-  private readers(c: BoardCall): number[] {
-    const others = (this.others ??= this.areas.map((_, i) => i).filter((i) => i !== this.rank));
-    return c.kind === TAKES ? [c.root!] : others;
   }
 
   /** A member whose slot call `c` lacks and that has gone: the error to reject with. */
   private goneMember(c: BoardCall): Error | undefined {
     const base = slotOf(c.seq);
-    for (const i of this.readers(c)) {
-      if (Atomics.load(this.areas[i]!, base + SEQ) === c.seq) continue;
+    for (let i = 0; i < this.areas.length; i++) {
+      if (i === this.rank || Atomics.load(this.areas[i]!, base + SEQ) === c.seq) continue;
       const how = this.hooks.gone(this.group[i]!);
       if (how) return new RankFailedError(`${this.hooks.describe(c.sig)} cannot complete: world rank ${this.group[i]} has ${how} without taking part in it`, this.group[i]!);
     }
@@ -513,7 +475,7 @@ export class Board implements BoardWatch, StageHolder {
   }
 
   /** A member that call `c`'s run waits for and that has gone: the error to reject with. */
-  private goneFromRun(c: BoardCall, run: Run): Error | undefined {
+  private goneFromRun(c: BoardCall, run: Staged): Error | undefined {
     for (let i = 0; i < this.areas.length; i++) {
       if (i === this.rank || !run.waitsOn(i)) continue;
       const how = this.hooks.gone(this.group[i]!);
@@ -531,7 +493,8 @@ export class Board implements BoardWatch, StageHolder {
     if (c.kind === OTHER) return BY_MESSAGES;
     const base = slotOf(c.seq);
     const n = this.areas.length;
-    for (const i of this.readers(c)) {
+    for (let i = 0; i < n; i++) {
+      if (i === this.rank) continue;
       const a = this.areas[i]!;
       const tag = a[base + TAG]!, sig = a[base + SIG]!;
       if (tag === c.tag) {
@@ -546,7 +509,6 @@ export class Board implements BoardWatch, StageHolder {
       if (a[base + KIND] === OTHER) throw this.hooks.mismatch(c.tag, c.sig, 0, i);
       return NOT_YET;
     }
-    if (c.bcast) return this.spread(c);
     for (let i = 0; i < n; i++) {
       const a = this.areas[i]!;
       if (a[base + KIND] !== c.kind || (c.kind >= ARRAY && a[base + BYTES] !== this.own[base + BYTES])) return BY_MESSAGES;
@@ -575,34 +537,6 @@ export class Board implements BoardWatch, StageHolder {
     combineArrays(op, this.view(0, c), this.view(1, c), out);
     for (let i = 2; i < n; i++) combineArrays(op, out, this.view(i, c), out);
     return out;
-  }
-
-  /**
-   * A bcast's result, its slots all there: the root's value (the root its own), BY_MESSAGES if the
-   * root's value goes by messages, or RUN for an array through the root's stage.
-   */
-  private spread(c: BoardCall): unknown {
-    const base = slotOf(c.seq);
-    const root = this.areas[c.root!]!;
-    const kind = root[base + KIND]!;
-    if (kind === OTHER || (kind >= STAGED && root[base + HAS_STAGE] !== 1)) return BY_MESSAGES;
-    if (kind >= STAGED) return RUN;
-    if (c.kind !== TAKES) return c.value;
-    if (kind === NOTHING) return null;
-    if (kind === NUMBER) return this.numbers[c.root!]![(base + PAYLOAD) >> 1]!;
-    if (kind === BOOLEAN) return root[base + PAYLOAD] !== 0;
-    const make = typedArrayClass(kind - ARRAY);
-    const length = root[base + BYTES]! / make.BYTES_PER_ELEMENT;
-    const out = new make(length);
-    (out as Float64Array).set(new make(root.buffer, root.byteOffset + (base + PAYLOAD) * 4, length) as Float64Array);
-    return out;
-  }
-
-  /** The class and length of the array a bcast's root posted (read from its slot). */
-  private rootArray(c: BoardCall): { make: TypedArrayConstructor; length: number } {
-    const root = this.areas[c.root!]!, base = slotOf(c.seq);
-    const make = typedArrayClass(root[base + KIND]! - STAGED);
-    return { make, length: root[base + BYTES]! / make.BYTES_PER_ELEMENT };
   }
 
   /**
@@ -642,120 +576,6 @@ function slotOf(seq: number): number {
   return FIRST_SLOT + (seq & (SLOTS - 1)) * SLOT_WORDS;
 }
 
-/** What a call through the stages does once every slot it reads is there (Staged, Spread). */
-interface Run {
-  /** The call's result, once complete. */
-  readonly out: unknown;
-  /** Whether this rank is done, and nobody will read its stage for the call any more. */
-  complete(): boolean;
-  /** Whether advance() would do something. */
-  ready(): boolean;
-  /** Does every step it can; true if it did any. */
-  advance(): boolean;
-  /** Whether member `i` holds up this rank's next step. */
-  waitsOn(i: number): boolean;
-}
-
-/**
- * A bcast of a large array through the root's stage, in blocks of half of it: the root copies
- * block b in (WRITTEN, in its slot), every other rank copies it out (GATHERED, in its own slot).
- * A half is written again only once every other rank has copied out the block it held, and the
- * root completes once all have copied everything. One copy on each rank, where a binomial tree
- * of messages makes two on each of its ⌈log₂ p⌉ levels.
- */
-class Spread implements Run {
-  /** Blocks copied in (the root) or out (the others). */
-  private w = 0;
-  private g = 0;
-  readonly out: TypedArray;
-  private readonly blocks: number;
-  /** Elements of a block, and bytes of a stage's half. */
-  private readonly per: number;
-  private readonly half: number;
-  private readonly size: number;
-  private readonly isRoot: boolean;
-  private readonly stream = streamCopy();
-
-  constructor(
-    private readonly areas: readonly Int32Array[],
-    /** The root's stage. */
-    private readonly stage: Uint8Array,
-    private readonly rank: number,
-    private readonly root: number,
-    private readonly base: number,
-    /** The root's array; null on the others. */
-    value: TypedArray | null,
-    shape: { make: TypedArrayConstructor; length: number },
-    private readonly notify: () => void,
-  ) {
-    this.isRoot = value !== null;
-    this.size = shape.make.BYTES_PER_ELEMENT;
-    this.half = stage.length >> 1;
-    this.per = Math.floor(this.half / this.size);
-    this.blocks = Math.ceil(shape.length / this.per);
-    // Not zeroed: every element is copied in before the call completes (see Staged).
-    this.out = value ?? new shape.make(Buffer.allocUnsafeSlow(shape.length * this.size).buffer, 0, shape.length);
-  }
-
-  complete(): boolean {
-    return this.isRoot ? this.w === this.blocks && this.least(this.blocks) : this.g === this.blocks;
-  }
-
-  ready(): boolean {
-    return this.canWrite() || this.canCopyOut() || this.complete();
-  }
-
-  advance(): boolean {
-    let moved = false;
-    while (this.canWrite()) {
-      this.copy(this.w++, true);
-      Atomics.store(this.areas[this.rank]!, this.base + WRITTEN, this.w);
-      moved = true;
-    }
-    while (this.canCopyOut()) {
-      this.copy(this.g++, false);
-      Atomics.store(this.areas[this.rank]!, this.base + GATHERED, this.g);
-      moved = true;
-    }
-    if (moved) this.notify();
-    return moved;
-  }
-
-  waitsOn(i: number): boolean {
-    if (i === this.rank) return false;
-    if (this.isRoot) return Atomics.load(this.areas[i]!, this.base + GATHERED) < (this.w < this.blocks ? this.w - 1 : this.blocks);
-    return i === this.root && this.g < this.blocks && Atomics.load(this.areas[i]!, this.base + WRITTEN) < this.g + 1;
-  }
-
-  /** The root's next block can go into its half: every other rank has copied out what it held. */
-  private canWrite(): boolean {
-    return this.isRoot && this.w < this.blocks && this.least(this.w - 1);
-  }
-
-  private canCopyOut(): boolean {
-    return !this.isRoot && this.g < this.blocks && Atomics.load(this.areas[this.root]!, this.base + WRITTEN) >= this.g + 1;
-  }
-
-  /** Whether every other member has copied out at least `n` blocks. */
-  private least(n: number): boolean {
-    if (n <= 0) return true;
-    for (let i = 0; i < this.areas.length; i++) if (i !== this.rank && Atomics.load(this.areas[i]!, this.base + GATHERED) < n) return false;
-    return true;
-  }
-
-  /** Block b into the root's stage (`into`), or out of it into the result. */
-  private copy(b: number, into: boolean): void {
-    const from = b * this.per, m = Math.min(this.out.length, from + this.per) - from;
-    const at = this.stage.byteOffset + (b & 1) * this.half;
-    const staged = new Uint8Array(this.stage.buffer, at, m * this.size);
-    const mine = new Uint8Array(this.out.buffer, this.out.byteOffset + from * this.size, m * this.size);
-    if (into) staged.set(mine);
-    // Past the cache, as Staged's gather: p − 1 results of 8 MiB do not fit in it.
-    else if (this.stream) this.stream(mine, staged);
-    else mine.set(staged);
-  }
-}
-
 /**
  * One large reduction through the members' stages, in blocks of half a stage, so that a rank
  * copies block b + 1 in while the others still read block b. For each block a rank copies its
@@ -765,7 +585,7 @@ class Spread implements Run {
  * member has gathered the block it held, and the call completes only once every member has
  * gathered all blocks: until then someone may still read this rank's stage.
  */
-class Staged implements Run {
+class Staged {
   /** This rank's progress: blocks copied in, reduced and gathered. */
   private w = 0;
   private r = 0;

@@ -14,9 +14,9 @@
  * - gather / scatter / alltoall: direct (all messages posted at once; cost grows with the data).
  * - barrier: dissemination.
  * - Where the communicator's ranks share one host's memory (the channel has `exchange`), the
- *   barrier, an allreduce or reduce of a number, boolean or typed array with a built-in op, and
- *   a bcast of one, go through shared-memory boards and stages instead (board.ts), as Open MPI's
- *   coll/sm does; values they cannot carry go by the algorithms above.
+ *   barrier, and an allreduce or reduce of a number, boolean or typed array with a built-in op,
+ *   go through shared-memory boards and stages instead (board.ts), as Open MPI's coll/sm does;
+ *   values they cannot carry go by the algorithms above.
  * Failures that one rank detects (a value that does not reduce or cannot be encoded, a scatter
  * root with the wrong number of values) travel on through the algorithm as a failure marker, so
  * the ranks that needed the value reject too instead of waiting for a message that never comes.
@@ -148,12 +148,6 @@ export async function barrier(ch: Channel): Promise<void> {
 /** Binomial-tree broadcast from `root`. */
 export async function bcast<T>(ch: Channel, value: T, root: number): Promise<T> {
   const { rank, size } = ch;
-  if (ch.exchange) {
-    // The root's number, boolean or typed array through its slot or stage; anything else (and a
-    // root whose stage is in use) by messages, on every rank alike.
-    const got = await ch.exchange(rank === root ? value : null, null, undefined, root);
-    if (got !== BY_MESSAGES) return got as T;
-  }
   const vr = (rank - root + size) % size; // rank relative to the root
   let v = value;
   let mask = 1;

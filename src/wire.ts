@@ -83,11 +83,6 @@ export function plainTypedArrayCode(v: unknown): number {
   return code === undefined || code === CODE_ARRAYBUFFER || code === CODE_BUFFER || code === CODE_DATAVIEW ? -1 : code;
 }
 
-/** The class of a type code that plainTypedArrayCode gave. */
-export function typedArrayClass(code: number): TypedArrayConstructor {
-  return BINARY_TYPES[code] as unknown as TypedArrayConstructor;
-}
-
 export function isTypedArray(v: unknown): v is TypedArray {
   return ArrayBuffer.isView(v) && !(v instanceof DataView);
 }

@@ -163,56 +163,6 @@ describe("boards", () => {
     expect(watching.size).toBe(0);
   });
 
-  it("bcast the root's value through its slot, or its stage in blocks: the root gets its own back, the others a copy", async () => {
-    // 4 KiB stages: 601 doubles take 3 blocks of half a stage; 5 fit a slot.
-    const [a, b, c] = members(3, {}, 4096);
-    const values: unknown[] = [0.25, true, null, part(0, 0, 5), part(1, 1, 601), new Int16Array(2000).map((_, i) => i - 1000)];
-    for (const [k, value] of values.entries()) {
-      const root = k % 3;
-      const calls = [a, b, c].map((m, r) => m!.exchange(k, 1, r === root ? value : "ignored", null, undefined, root));
-      pump();
-      const got = await Promise.all(calls);
-      expect(got[root]).toBe(value);
-      for (const r of [0, 1, 2].filter((r) => r !== root)) {
-        if (ArrayBuffer.isView(value)) {
-          expect(got[r]).not.toBe(value);
-          expect((got[r] as object).constructor).toBe(value.constructor);
-          expect(Array.from(got[r] as Float64Array)).toEqual(Array.from(value as Float64Array));
-        } else expect(got[r]).toBe(value);
-      }
-    }
-    expect(watching.size).toBe(0);
-    // Only the roots of staged calls took their stages.
-    expect(taken()).toEqual([false, true, true]);
-  });
-
-  it("bcast by messages on every member when the root's value is not one a board carries, or its stage is taken", async () => {
-    const [a, b] = members(2, {}, 4096);
-    const calls = [a!.exchange(0, 1, { an: "object" }, null, undefined, 0), b!.exchange(0, 1, null, null, undefined, 0)];
-    pump();
-    expect(await Promise.all(calls)).toEqual([BY_MESSAGES, BY_MESSAGES]);
-    holders[1] = { release: () => false }; // member 1's stage is another communicator's
-    const big = part(1, 1, 601);
-    const again = [a!.exchange(1, 1, null, null, undefined, 1), b!.exchange(1, 1, big, null, undefined, 1)];
-    pump();
-    expect(await Promise.all(again)).toEqual([BY_MESSAGES, BY_MESSAGES]);
-    watching.clear();
-  });
-
-  it("reject with RankFailedError when a bcast's root goes in the middle of one through its stage", async () => {
-    let gone: string | undefined;
-    const [a, b] = members(2, { gone: (r) => (r === 1 ? gone : undefined), describe: () => "bcast (root 1)" }, 256);
-    const p0 = a!.exchange(0, 1, null, null, undefined, 1);
-    // The root posts and copies its first block in, then exits.
-    void b!.exchange(0, 1, part(1, 0, 600), null, undefined, 1);
-    a!.fire();
-    b!.fire();
-    gone = "exited";
-    a!.peerGone();
-    await expect(p0).rejects.toThrow("bcast (root 1) cannot complete: world rank 1 has exited in the middle of it");
-    watching.clear();
-  });
-
   it("run calls through the stages one after another, with small calls between, whichever member is ahead", async () => {
     const [a, b] = members(2, {}, 512);
     const n = 700;
