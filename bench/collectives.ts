@@ -100,6 +100,7 @@ const r = {
     allreduce8MiB: () => time(3, () => world.allreduce(big)),
     allreduceInto8MiB: () => time(3, () => world.allreduceInto(big, bigOut)),
     reduce8MiB: () => time(3, () => world.reduce(big, "sum", 1 % size)),
+    bcast8MiB: () => time(3, () => world.bcast(rank === 0 ? big : null)),
     rawTransfer8MiB: () => pingpong(Buffer.from(big.buffer), 5, raw),
     rawAllreduce8MiB: () => time(3, () => raw.allreduceRing(big)),
   })),
@@ -117,7 +118,7 @@ if (rank === 0) {
   console.log(
     `${size} ranks: one 8 MiB transfer ${f(r.transferInto8MiB)} into a posted array (recvInto), ${f(r.transfer8MiB)} into a new one (recv) | ` +
       `allreduce 8 MiB ${f(r.allreduce8MiB)} (${(r.allreduce8MiB / r.transferInto8MiB).toFixed(2)}× the recvInto transfer, ${(r.allreduce8MiB / r.transfer8MiB).toFixed(2)}× the recv one), ` +
-      `allreduceInto ${f(r.allreduceInto8MiB)} (${(r.allreduceInto8MiB / r.transferInto8MiB).toFixed(2)}× the recvInto transfer) | reduce 8 MiB to rank 1 ${f(r.reduce8MiB)}`,
+      `allreduceInto ${f(r.allreduceInto8MiB)} (${(r.allreduceInto8MiB / r.transferInto8MiB).toFixed(2)}× the recvInto transfer) | reduce 8 MiB to rank 1 ${f(r.reduce8MiB)} | bcast 8 MiB ${f(r.bcast8MiB)}`,
   );
   const rawSmall = withRaw ? `ping-pong 8 B ${f(r.rawPingpong8)}, allreduce 8 B ${f(r.rawAllreduce8)} (${(r.rawAllreduce8 / r.rawPingpong8).toFixed(2)}×); ` : "";
   console.log(
