@@ -137,7 +137,7 @@ class BoardCall extends Awaited<unknown> {
    */
   tookStage = false;
   quarter = false;
-  run: Staged | null = null;
+  run: Run | null = null;
 
   constructor(
     readonly seq: number,
@@ -149,6 +149,8 @@ class BoardCall extends Awaited<unknown> {
     readonly into: TypedArray | undefined,
     /** The member that gets the result (reduce); undefined: every member does (allreduce, barrier). */
     readonly root: number | undefined,
+    /** An allgather: every member's value, not their combination. */
+    readonly gather = false,
   ) {
     super();
   }
@@ -227,9 +229,22 @@ export class Board implements BoardWatch, StageHolder {
    * rank alike.
    */
   exchange(tag: number, sig: number, value: unknown, op: OpName | null, into?: TypedArray, root?: number): Promise<unknown> {
+    return this.post(new BoardCall((this.seq + 1) | 0, tag, sig, value === NOT_ON_BOARD ? OTHER : kindOf(value, this.stages !== null && op !== null), value, op, into, root));
+  }
+
+  /**
+   * Posts `value` for the allgather `tag` (signature `sig`) and resolves with every member's value
+   * in rank order (this rank's own value itself, copies of the others), or with BY_MESSAGES when
+   * the values are not ones a board carries or differ in kind or size (the call then goes by
+   * messages, on every rank alike).
+   */
+  collect(tag: number, sig: number, value: unknown): Promise<unknown> {
+    return this.post(new BoardCall((this.seq + 1) | 0, tag, sig, value === NOT_ON_BOARD ? OTHER : kindOf(value, this.stages !== null), value, null, undefined, undefined, true));
+  }
+
+  private post(c: BoardCall): Promise<unknown> {
     if (this.failure) return Promise.reject(this.failure);
-    this.seq = (this.seq + 1) | 0;
-    const c = new BoardCall(this.seq, tag, sig, value === NOT_ON_BOARD ? OTHER : kindOf(value, this.stages !== null && op !== null), value, op, into, root);
+    this.seq = c.seq;
     this.queue.push(c);
     this.step();
     return c.promise;
@@ -326,8 +341,10 @@ export class Board implements BoardWatch, StageHolder {
         }
         if (result === RUN) {
           const v = c.value as TypedArray;
-          const gathers = c.root === undefined || c.root === this.rank;
-          c.run = new Staged(this.areas, this.stages!.areas, this.rank, slotOf(c.seq), v, c.op!, c.into, gathers, () => this.shared.notify());
+          const notify = () => this.shared.notify();
+          c.run = c.gather
+            ? new Collected(this.areas, this.stages!.areas, this.rank, slotOf(c.seq), v, notify)
+            : new Staged(this.areas, this.stages!.areas, this.rank, slotOf(c.seq), v, c.op!, c.into, c.root === undefined || c.root === this.rank, notify);
           q.unshift(c);
           continue;
         }
@@ -475,7 +492,7 @@ export class Board implements BoardWatch, StageHolder {
   }
 
   /** A member that call `c`'s run waits for and that has gone: the error to reject with. */
-  private goneFromRun(c: BoardCall, run: Staged): Error | undefined {
+  private goneFromRun(c: BoardCall, run: Run): Error | undefined {
     for (let i = 0; i < this.areas.length; i++) {
       if (i === this.rank || !run.waitsOn(i)) continue;
       const how = this.hooks.gone(this.group[i]!);
@@ -515,6 +532,7 @@ export class Board implements BoardWatch, StageHolder {
       // A member whose stage another call of it has (on another communicator) cannot take part.
       if (c.kind >= STAGED && a[base + HAS_STAGE] !== 1) return BY_MESSAGES;
     }
+    if (c.gather) return c.kind >= STAGED && !c.quarter ? RUN : this.collected(c);
     if (c.kind === NOTHING) return null;
     if (c.kind >= STAGED && !c.quarter) return RUN;
     // A reduce: the others' values are read by the root alone.
@@ -537,6 +555,18 @@ export class Board implements BoardWatch, StageHolder {
     combineArrays(op, this.view(0, c), this.view(1, c), out);
     for (let i = 2; i < n; i++) combineArrays(op, out, this.view(i, c), out);
     return out;
+  }
+
+  /** An allgather's result from the slots (or quarters): this rank's own value, copies of the others'. */
+  private collected(c: BoardCall): unknown[] {
+    const base = slotOf(c.seq);
+    return this.areas.map((a, i) => {
+      if (i === this.rank) return c.value;
+      if (c.kind === NOTHING) return null;
+      if (c.kind === NUMBER) return this.numbers[i]![(base + PAYLOAD) >> 1]!;
+      if (c.kind === BOOLEAN) return a[base + PAYLOAD] !== 0;
+      return this.view(i, c).slice();
+    });
   }
 
   /**
@@ -576,6 +606,154 @@ function slotOf(seq: number): number {
   return FIRST_SLOT + (seq & (SLOTS - 1)) * SLOT_WORDS;
 }
 
+/** What a call in blocks through the stages does once every member has posted (Staged, Collected). */
+interface Run {
+  /** The call's result, once complete. */
+  readonly out: unknown;
+  /** Whether every member is done with every block: this rank's stage is free again. */
+  complete(): boolean;
+  /** Whether advance() would do something. */
+  ready(): boolean;
+  /** Does every step it can; true if it did any. */
+  advance(): boolean;
+  /** Whether member `i` holds up this rank's next step. */
+  waitsOn(i: number): boolean;
+}
+
+/**
+ * A typed array through the members' stages in blocks of half a stage, so that a rank copies
+ * block b + 1 in while the others still read block b: what Staged and Collected share.
+ */
+abstract class InBlocks {
+  protected readonly blocks: number;
+  /** Elements of a block, and bytes of a stage's half. */
+  protected readonly per: number;
+  protected readonly half: number;
+  protected readonly make: TypedArrayConstructor;
+  protected readonly size: number;
+  /** This rank's array, as bytes. */
+  protected readonly bytes: Uint8Array;
+  /** The addon's non-temporal copy (the addon is there wherever stages are: they come with it). */
+  protected readonly stream = streamCopy();
+
+  constructor(
+    protected readonly areas: readonly Int32Array[],
+    protected readonly stages: readonly Uint8Array[],
+    protected readonly rank: number,
+    protected readonly base: number,
+    protected readonly value: TypedArray,
+    protected readonly notify: () => void,
+  ) {
+    this.make = value.constructor as TypedArrayConstructor;
+    this.size = value.BYTES_PER_ELEMENT;
+    this.half = stages[0]!.length >> 1;
+    this.per = Math.floor(this.half / this.size);
+    this.blocks = Math.ceil(value.length / this.per);
+    this.bytes = new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+  }
+
+  /**
+   * A new array of the value's class and length, not zeroed (a memset of 8 MiB ≈ 0.3 ms): every
+   * element of a result is written before the call completes, and a call that fails never hands
+   * it out.
+   */
+  protected fresh(): TypedArray {
+    return new this.make(Buffer.allocUnsafeSlow(this.value.byteLength).buffer, 0, this.value.length);
+  }
+
+  /** Whether every other member's `word` is at least `n`. */
+  protected least(word: number, n: number): boolean {
+    if (n <= 0) return true;
+    for (let i = 0; i < this.areas.length; i++) if (i !== this.rank && Atomics.load(this.areas[i]!, this.base + word) < n) return false;
+    return true;
+  }
+
+  /** Block b's first element and element count. */
+  protected block(b: number): [number, number] {
+    const from = b * this.per;
+    return [from, Math.min(this.value.length, from + this.per) - from];
+  }
+
+  /** Member i's stage, `count` elements from element `at` of block b's half. */
+  protected view(i: number, b: number, at: number, count: number): TypedArray {
+    const s = this.stages[i]!;
+    return new this.make(s.buffer, s.byteOffset + (b & 1) * this.half + at * this.size, count);
+  }
+
+  /**
+   * `count` elements of member k's stage from element `at` of block b's half, into `out` from
+   * element `to`: past the cache, for results larger than it (an ordinary copy first reads each
+   * line it writes; ~15 % off an 8 MiB allreduce).
+   */
+  protected copyOut(out: TypedArray, to: number, k: number, b: number, at: number, count: number): void {
+    if (this.stream) this.stream(out.subarray(to, to + count), this.view(k, b, at, count));
+    else (out as Float64Array).set(this.view(k, b, at, count) as Float64Array, to);
+  }
+}
+
+/**
+ * An allgather of typed arrays of one class and length through the stages, in blocks: each rank
+ * copies block b of its array into its stage (WRITTEN), then block b of every other member's
+ * stage into that member's result (GATHERED). One copy in and p − 1 out per rank, where Bruck's
+ * messages copy each array into a ring and out of it ⌈log₂ p⌉ times over.
+ */
+class Collected extends InBlocks implements Run {
+  private w = 0;
+  private g = 0;
+  /** Every member's array in rank order: this rank's own value, and new ones for the others. */
+  readonly out: TypedArray[];
+
+  constructor(areas: readonly Int32Array[], stages: readonly Uint8Array[], rank: number, base: number, value: TypedArray, notify: () => void) {
+    super(areas, stages, rank, base, value, notify);
+    this.out = areas.map((_, i) => (i === rank ? value : this.fresh()));
+  }
+
+  complete(): boolean {
+    return this.g === this.blocks && this.least(GATHERED, this.blocks);
+  }
+
+  ready(): boolean {
+    return this.canWrite() || this.canGather() || this.complete();
+  }
+
+  advance(): boolean {
+    let moved = false;
+    for (let again = true; again; ) {
+      again = false;
+      if (this.canWrite()) {
+        const [from, m] = this.block(this.w);
+        this.stages[this.rank]!.set(this.bytes.subarray(from * this.size, (from + m) * this.size), (this.w & 1) * this.half);
+        Atomics.store(this.areas[this.rank]!, this.base + WRITTEN, ++this.w);
+        again = moved = true;
+      }
+      if (this.canGather()) {
+        const [from, m] = this.block(this.g);
+        for (let k = 0; k < this.areas.length; k++) if (k !== this.rank) this.copyOut(this.out[k]!, from, k, this.g, 0, m);
+        Atomics.store(this.areas[this.rank]!, this.base + GATHERED, ++this.g);
+        again = moved = true;
+      }
+    }
+    if (moved) this.notify();
+    return moved;
+  }
+
+  waitsOn(i: number): boolean {
+    const a = this.areas[i]!;
+    if (this.g < this.w) return Atomics.load(a, this.base + WRITTEN) < this.g + 1;
+    if (this.w < this.blocks) return Atomics.load(a, this.base + GATHERED) < this.w - 1;
+    return Atomics.load(a, this.base + GATHERED) < this.blocks;
+  }
+
+  /** The next block can go into its half of the stage: everyone has gathered what it held. */
+  private canWrite(): boolean {
+    return this.w < this.blocks && this.g >= this.w - 1 && this.least(GATHERED, this.w - 1);
+  }
+
+  private canGather(): boolean {
+    return this.g < this.w && this.least(WRITTEN, this.g + 1);
+  }
+}
+
 /**
  * One large reduction through the members' stages, in blocks of half a stage, so that a rank
  * copies block b + 1 in while the others still read block b. For each block a rank copies its
@@ -585,51 +763,35 @@ function slotOf(seq: number): number {
  * member has gathered the block it held, and the call completes only once every member has
  * gathered all blocks: until then someone may still read this rank's stage.
  */
-class Staged {
+class Staged extends InBlocks implements Run {
   /** This rank's progress: blocks copied in, reduced and gathered. */
   private w = 0;
   private r = 0;
   private g = 0;
   /** The result; null on a rank that only reduces its shares for a root (with the addon's fold). */
   readonly out: TypedArray | null;
-  private readonly blocks: number;
-  /** Elements of a block, and bytes of a stage's half. */
-  private readonly per: number;
-  private readonly half: number;
-  private readonly bytes: Uint8Array;
-  private readonly make: TypedArrayConstructor;
-  private readonly size: number;
-  /** The addon's non-temporal copy (the addon is there wherever stages are: they come with it). */
-  private readonly stream = streamCopy();
   private readonly fold = foldKernel();
   private readonly code: number;
   /** Whether the addon's fold takes this class and op (where it gives JavaScript's bits), asked once per call. */
   private readonly native: boolean;
 
   constructor(
-    private readonly areas: readonly Int32Array[],
-    private readonly stages: readonly Uint8Array[],
-    private readonly rank: number,
-    private readonly base: number,
-    private readonly value: TypedArray,
+    areas: readonly Int32Array[],
+    stages: readonly Uint8Array[],
+    rank: number,
+    base: number,
+    value: TypedArray,
     private readonly op: OpName,
     into: TypedArray | undefined,
     /** Whether this rank gets the result (false: a reduce's other ranks, which copy nothing out). */
     private readonly gathers: boolean,
-    private readonly notify: () => void,
+    notify: () => void,
   ) {
-    this.make = value.constructor as TypedArrayConstructor;
-    this.size = value.BYTES_PER_ELEMENT;
-    this.half = stages[0]!.length >> 1;
-    this.per = Math.floor(this.half / this.size);
-    this.blocks = Math.ceil(value.length / this.per);
-    this.bytes = new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+    super(areas, stages, rank, base, value, notify);
     this.code = OP_CODES.indexOf(op);
     this.native = this.fold !== undefined && this.fold(this.code, new this.make(0), null, [new this.make(0)]);
-    // A new result need not be zeroed (a memset of 8 MiB ≈ 0.3 ms): every element of it is
-    // written (each share by its reducer) before the call completes, and a call that fails
-    // never hands it out. Without the fold, a rank that gathers nothing still needs room for its share.
-    this.out = into ?? (gathers || !this.native ? new this.make(Buffer.allocUnsafeSlow(value.byteLength).buffer, 0, value.length) : null);
+    // Without the fold, a rank that gathers nothing still needs room for its share.
+    this.out = into ?? (gathers || !this.native ? this.fresh() : null);
   }
 
   /** Whether every member has gathered every block: this rank's stage is free again. */
@@ -691,29 +853,10 @@ class Staged {
     return this.g < this.r && (!this.gathers || this.least(REDUCED, this.g + 1));
   }
 
-  /** Whether every other member's `word` is at least `n`. */
-  private least(word: number, n: number): boolean {
-    if (n <= 0) return true;
-    for (let i = 0; i < this.areas.length; i++) if (i !== this.rank && Atomics.load(this.areas[i]!, this.base + word) < n) return false;
-    return true;
-  }
-
-  /** Block b's first element and element count. */
-  private block(b: number): [number, number] {
-    const from = b * this.per;
-    return [from, Math.min(this.value.length, from + this.per) - from];
-  }
-
   /** Member k's share of a block of m elements: first element (within the block) and end. */
   private share(k: number, m: number): [number, number] {
     const p = this.areas.length;
     return [Math.floor((k * m) / p), Math.floor(((k + 1) * m) / p)];
-  }
-
-  /** Member i's stage, `count` elements from element `at` of block b's half. */
-  private view(i: number, b: number, at: number, count: number): TypedArray {
-    const s = this.stages[i]!;
-    return new this.make(s.buffer, s.byteOffset + (b & 1) * this.half + at * this.size, count);
   }
 
   /** Block b into this rank's stage; with the addon's fold, but for this rank's share, which reduceShare reads from the array itself. */
@@ -762,11 +905,7 @@ class Staged {
     for (let k = 0; k < this.areas.length; k++) {
       if (k === this.rank) continue;
       const [lo, hi] = this.share(k, m);
-      if (hi <= lo) continue;
-      // Past the cache: 4 ranks' results of 8 MiB do not fit in it, and an ordinary copy reads
-      // each line of the result from memory before writing it (~15 % off an 8 MiB allreduce).
-      if (this.stream) this.stream(out.subarray(from + lo, from + hi), this.view(k, b, lo, hi - lo));
-      else (out as Float64Array).set(this.view(k, b, lo, hi - lo) as Float64Array, from + lo);
+      if (hi > lo) this.copyOut(out, from + lo, k, b, lo, hi - lo);
     }
   }
 }

@@ -14,9 +14,10 @@
  * - gather / scatter / alltoall: direct (all messages posted at once; cost grows with the data).
  * - barrier: dissemination.
  * - Where the communicator's ranks share one host's memory (the channel has `exchange`), the
- *   barrier, and an allreduce or reduce of a number, boolean or typed array with a built-in op,
- *   go through shared-memory boards and stages instead (board.ts), as Open MPI's coll/sm does;
- *   values they cannot carry go by the algorithms above.
+ *   barrier, an allreduce or reduce of a number, boolean or typed array with a built-in op, and
+ *   an allgather of such values (of one kind and size on every rank), go through shared-memory
+ *   boards and stages instead (board.ts), as Open MPI's coll/sm does; values they cannot carry
+ *   go by the algorithms above.
  * Failures that one rank detects (a value that does not reduce or cannot be encoded, a scatter
  * root with the wrong number of values) travel on through the algorithm as a failure marker, so
  * the ranks that needed the value reject too instead of waiting for a message that never comes.
@@ -45,6 +46,12 @@ export interface Channel {
    * then goes by messages on every rank). See board.ts.
    */
   exchange?(value: unknown, op: OpName | null, into?: TypedArray, root?: number): Promise<unknown>;
+  /**
+   * Where the ranks share memory: posts this rank's value on its board and resolves with every
+   * rank's value in rank order, or with BY_MESSAGES (values a board does not carry, or that differ
+   * in kind or size). See board.ts.
+   */
+  collect?(value: unknown): Promise<unknown>;
 }
 
 /**
@@ -359,6 +366,10 @@ export async function gather<T>(ch: Channel, value: T, root: number): Promise<T[
 /** Bruck's allgather: in round k each rank passes the blocks it has to rank − 2^k. */
 export async function allgather<T>(ch: Channel, value: T): Promise<T[]> {
   const { rank, size } = ch;
+  if (ch.collect) {
+    const got = await ch.collect(value);
+    if (got !== BY_MESSAGES) return got as T[];
+  }
   const blocks: unknown[] = [value]; // blocks[i] is the value of rank (rank + i) mod size
   for (let k = 1; k < size; k <<= 1) {
     const count = Math.min(k, size - k);

@@ -571,10 +571,14 @@ export class Communicator {
     // taking a new one per round after an await would let concurrent creations on this
     // communicator take their tags in different orders on different ranks.
     const ch = this.collective(call);
+    // The proposals are pairs, which no board carries: their allgather goes straight to messages.
+    // (A board round would only say so, and concurrent creations, whose rounds interleave
+    // differently on different ranks, would then post their board calls in different orders.)
+    const byMessages: coll.Channel = { ...ch, collect: undefined };
     let extras: E[] | undefined;
     for (;;) {
       while (usedContexts.has(nextContext)) nextContext++;
-      const proposals = await coll.allgather<[number, E]>(ch, [nextContext, extra]);
+      const proposals = await coll.allgather<[number, E]>(byMessages, [nextContext, extra]);
       extras ??= proposals.map((p) => p[1]);
       const ctx = Math.max(...proposals.map((p) => p[0]));
       const free = !usedContexts.has(ctx);
@@ -640,7 +644,10 @@ export class Communicator {
               if (count !== into.length) throw new MpiError(`${call}: expected ${into.length} elements from rank ${source}, got ${count}`);
             }),
     };
-    if (board) ch.exchange = (value, op, into, root) => board.exchange(tag, sig, value, op, into, root);
+    if (board) {
+      ch.exchange = (value, op, into, root) => board.exchange(tag, sig, value, op, into, root);
+      ch.collect = (value) => board.collect(tag, sig, value);
+    }
     return ch;
   }
 

@@ -163,6 +163,51 @@ describe("boards", () => {
     expect(watching.size).toBe(0);
   });
 
+  it("allgather through slots, quarters and blocks: this member's own value itself, copies of the others'", async () => {
+    // 4 KiB stages: 601 doubles take 3 blocks, 100 go through a quarter, 5 through a slot.
+    const [a, b, c] = members(3, {}, 4096);
+    const values = (k: number, n: number) => [0, 1, 2].map((r) => part(r, k, n));
+    for (const [k, n] of [601, 100, 5, 601].entries()) {
+      const vs = values(k, n);
+      const calls = [a, b, c].map((m, r) => m!.collect(k, 1, vs[r]));
+      pump();
+      const got = (await Promise.all(calls)) as Float64Array[][];
+      for (const r of [0, 1, 2]) {
+        expect(got[r]![r]).toBe(vs[r]);
+        for (const i of [0, 1, 2]) {
+          if (i !== r) expect(got[r]![i]).not.toBe(vs[i]);
+          expect(Array.from(got[r]![i]!)).toEqual(Array.from(vs[i]!));
+        }
+      }
+    }
+    const scalars = [a, b, c].map((m, r) => m!.collect(9, 1, r * 0.5));
+    pump();
+    expect(await Promise.all(scalars)).toEqual([[0, 0.5, 1], [0, 0.5, 1], [0, 0.5, 1]]);
+    expect(watching.size).toBe(0);
+  });
+
+  it("allgather by messages on every member when the values differ in kind or size", async () => {
+    const [a, b] = members(2, {}, 4096);
+    for (const [k, [x, y]] of ([[1, part(1, 0, 3)], [part(0, 0, 200), part(1, 0, 201)], [{ not: "carried" }, 2]] as const).entries()) {
+      const calls = [a!.collect(k, 1, x), b!.collect(k, 1, y)];
+      pump();
+      expect(await Promise.all(calls)).toEqual([BY_MESSAGES, BY_MESSAGES]);
+    }
+    watching.clear();
+  });
+
+  it("reject with RankFailedError when a member goes in the middle of an allgather through the stages", async () => {
+    let gone: string | undefined;
+    const [a, b] = members(2, { gone: (r) => (r === 1 ? gone : undefined), describe: () => "allgather" }, 256);
+    const p0 = a!.collect(0, 1, part(0, 0, 600));
+    void b!.collect(0, 1, part(1, 0, 600));
+    a!.fire();
+    gone = "exited";
+    a!.peerGone();
+    await expect(p0).rejects.toThrow("allgather cannot complete: world rank 1 has exited in the middle of it");
+    watching.clear();
+  });
+
   it("run calls through the stages one after another, with small calls between, whichever member is ahead", async () => {
     const [a, b] = members(2, {}, 512);
     const n = 700;

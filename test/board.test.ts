@@ -1,4 +1,4 @@
-// Allreduce, reduce and barrier on shared-memory boards and stages (src/board.ts), through real launches.
+// Allreduce, reduce, allgather and barrier on shared-memory boards and stages (src/board.ts), through real launches.
 import { describe, expect, it } from "vitest";
 import { fixture, run } from "./helpers.js";
 
@@ -16,6 +16,7 @@ const CASES = [
   ...STAGED_CASES,
   "large ones in flight on two communicators", "quarter-stage ones in flight on two communicators", "large arrays whose classes differ", "large arrays whose lengths differ", "large arrays whose sizes differ", "and the world still works",
   ...["a number", "Float64Array of 12", "Float64Array of 2001", "Float64Array of 700001", "Int32Array of 300001, prod"].map((w) => `reduce of ${w} to each root`),
+  "allgather of numbers, booleans, null and arrays of every class and size", "allgathers in flight with other calls on two communicators",
   "reduces and allreduces in flight", "reduce with roots that differ", "and the world still works after it",
   "an array larger than a slot", "a bigint", "a function op", "kinds that differ", "then the world still works", "split", "beyond 64 communicators", "with point-to-point and bcast",
 ];
@@ -34,7 +35,7 @@ describe("collectives on shared-memory boards", () => {
     });
   }
 
-  it("send no message for an allreduce (small or 1 MiB), a 1 MiB reduce or a barrier, where TSMPI_BOARDS=off or ZeroMQ sends them all", async () => {
+  it("send no message for an allreduce (small or 1 MiB), a 1 MiB reduce, a 1 MiB allgather or a barrier, where TSMPI_BOARDS=off or ZeroMQ sends them all", async () => {
     const sent = async (boards: string, transport = "shm") => {
       const r = await run(["-n", "4", "--transport", transport, "--report", "json", "-x", `TSMPI_BOARDS=${boards}`, fixture("board.ts"), "count"]);
       expect(r.stderr).toBe("");
