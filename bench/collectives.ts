@@ -57,6 +57,8 @@ const withRaw = (size & (size - 1)) === 0;
 const eight = new Float64Array(1);
 const big = new Float64Array((8 * 1024 * 1024) / 8).fill(rank);
 const bigOut = new Float64Array(big.length);
+/** Each rank's part of an allgather of 8 MiB in all. */
+const share = big.subarray(0, Math.floor(big.length / size));
 // Warm every small-message path up before the first measurement. tsmpirun has V8 optimize a
 // function only after 15× its usual budget of bytecode (launcher/rank-hooks.ts), and a
 // collective runs each of its functions once per call: an 8-byte allreduce on 4 ranks reaches
@@ -101,6 +103,7 @@ const r = {
     allreduceInto8MiB: () => time(3, () => world.allreduceInto(big, bigOut)),
     reduce8MiB: () => time(3, () => world.reduce(big, "sum", 1 % size)),
     bcast8MiB: () => time(3, () => world.bcast(rank === 0 ? big : null)),
+    allgather8MiB: () => time(3, () => world.allgather(share)),
     rawTransfer8MiB: () => pingpong(Buffer.from(big.buffer), 5, raw),
     rawAllreduce8MiB: () => time(3, () => raw.allreduceRing(big)),
   })),
@@ -118,7 +121,7 @@ if (rank === 0) {
   console.log(
     `${size} ranks: one 8 MiB transfer ${f(r.transferInto8MiB)} into a posted array (recvInto), ${f(r.transfer8MiB)} into a new one (recv) | ` +
       `allreduce 8 MiB ${f(r.allreduce8MiB)} (${(r.allreduce8MiB / r.transferInto8MiB).toFixed(2)}× the recvInto transfer, ${(r.allreduce8MiB / r.transfer8MiB).toFixed(2)}× the recv one), ` +
-      `allreduceInto ${f(r.allreduceInto8MiB)} (${(r.allreduceInto8MiB / r.transferInto8MiB).toFixed(2)}× the recvInto transfer) | reduce 8 MiB to rank 1 ${f(r.reduce8MiB)} | bcast 8 MiB ${f(r.bcast8MiB)}`,
+      `allreduceInto ${f(r.allreduceInto8MiB)} (${(r.allreduceInto8MiB / r.transferInto8MiB).toFixed(2)}× the recvInto transfer) | reduce 8 MiB to rank 1 ${f(r.reduce8MiB)} | bcast 8 MiB ${f(r.bcast8MiB)} | allgather 8 MiB in all ${f(r.allgather8MiB)}`,
   );
   const rawSmall = withRaw ? `ping-pong 8 B ${f(r.rawPingpong8)}, allreduce 8 B ${f(r.rawAllreduce8)} (${(r.rawAllreduce8 / r.rawPingpong8).toFixed(2)}×); ` : "";
   console.log(

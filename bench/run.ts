@@ -32,7 +32,7 @@ for (const n of [2, 4, 8]) {
   const f = (us: number) => (us >= 1000 ? `${(us / 1000).toFixed(2)} ms` : `${us.toFixed(2)} µs`);
   console.log(
     `${n} ranks, C + Open MPI: ping-pong 8 B ${f(c.pingpong8!)}, allreduce 8 B ${f(c.allreduce8!)} (${(c.allreduce8! / c.pingpong8!).toFixed(2)}×); ` +
-      `one 8 MiB transfer ${f(c.transferInto8MiB!)}, allreduce 8 MiB ${f(c.allreduce8MiB!)} (${(c.allreduce8MiB! / c.transferInto8MiB!).toFixed(2)}×), reduce 8 MiB ${f(c.reduce8MiB!)}, bcast 8 MiB ${f(c.bcast8MiB!)}`,
+      `one 8 MiB transfer ${f(c.transferInto8MiB!)}, allreduce 8 MiB ${f(c.allreduce8MiB!)} (${(c.allreduce8MiB! / c.transferInto8MiB!).toFixed(2)}×), reduce 8 MiB ${f(c.reduce8MiB!)}, bcast 8 MiB ${f(c.bcast8MiB!)}, allgather 8 MiB in all ${f(c.allgather8MiB!)}`,
   );
 }
 

@@ -1,8 +1,8 @@
 /* Reference: what bench/collectives.ts measures, in C + MPI, so that its ratios can be read
  * beside Open MPI's on the same machine: an 8-byte ping-pong between ranks 0 and 1 (the others
  * wait), an 8-byte MPI_Allreduce, one 8 MiB transfer into a posted buffer, an 8 MiB
- * MPI_Allreduce of doubles (sum) into a separate buffer, an 8 MiB MPI_Reduce to rank 1 and an
- * 8 MiB MPI_Bcast from rank 0. Each figure is the median over 9
+ * MPI_Allreduce of doubles (sum) into a separate buffer, an 8 MiB MPI_Reduce to rank 1, an
+ * 8 MiB MPI_Bcast from rank 0 and an MPI_Allgather of 8 MiB in all (8 MiB ÷ p from each rank). Each figure is the median over 9
  * batches (the slowest rank's time per call), after a warm-up; one JSON line on rank 0, in µs.
  * Build: mpicc -O3 -o collectives collectives.c      Run: mpirun -n 4 ./collectives */
 #include <mpi.h>
@@ -34,6 +34,7 @@ static void allreduce8(void) { MPI_Allreduce(eight_in, eight_out, 1, MPI_DOUBLE,
 static void allreduce8MiB(void) { MPI_Allreduce(big_in, big_out, BIG, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD); }
 static void reduce8MiB(void) { MPI_Reduce(big_in, big_out, BIG, MPI_DOUBLE, MPI_SUM, 1 % size, MPI_COMM_WORLD); }
 static void bcast8MiB(void) { MPI_Bcast(big_out, BIG, MPI_DOUBLE, 0, MPI_COMM_WORLD); }
+static void allgather8MiB(void) { MPI_Allgather(big_in, BIG / size, MPI_DOUBLE, big_out, BIG / size, MPI_DOUBLE, MPI_COMM_WORLD); }
 
 /* Median over 9 batches of `iters` calls of the µs per call, the slowest rank's. */
 static double timed(int iters, int warm, void (*op)(void)) {
@@ -69,9 +70,10 @@ int main(int argc, char **argv) {
   }
   double r8m = timed(3, 2, reduce8MiB);
   double b8m = timed(3, 2, bcast8MiB);
+  double g8m = timed(3, 2, allgather8MiB);
   if (rank == 0)
-    printf("{\"bench\":\"collectives-c\",\"ranks\":%d,\"pingpong8\":%.3f,\"allreduce8\":%.3f,\"transferInto8MiB\":%.3f,\"allreduce8MiB\":%.3f,\"reduce8MiB\":%.3f,\"bcast8MiB\":%.3f}\n",
-           size, p8, a8, p8m, a8m, r8m, b8m);
+    printf("{\"bench\":\"collectives-c\",\"ranks\":%d,\"pingpong8\":%.3f,\"allreduce8\":%.3f,\"transferInto8MiB\":%.3f,\"allreduce8MiB\":%.3f,\"reduce8MiB\":%.3f,\"bcast8MiB\":%.3f,\"allgather8MiB\":%.3f}\n",
+           size, p8, a8, p8m, a8m, r8m, b8m, g8m);
   free(big_in);
   free(big_out);
   MPI_Finalize();
