@@ -625,6 +625,9 @@ interface Run {
  * block b + 1 in while the others still read block b: what Staged and Collected share.
  */
 abstract class InBlocks {
+  /** Blocks this rank has copied into its stage, and gathered (so their halves may be reused). */
+  protected w = 0;
+  protected g = 0;
   protected readonly blocks: number;
   /** Elements of a block, and bytes of a stage's half. */
   protected readonly per: number;
@@ -659,6 +662,21 @@ abstract class InBlocks {
    */
   protected fresh(): TypedArray {
     return new this.make(Buffer.allocUnsafeSlow(this.value.byteLength).buffer, 0, this.value.length);
+  }
+
+  /** Whether every member has gathered every block: this rank's stage is free again. */
+  complete(): boolean {
+    return this.g === this.blocks && this.least(GATHERED, this.blocks);
+  }
+
+  /** The next block can go into its half of the stage: everyone has gathered what it held. */
+  protected canWrite(): boolean {
+    return this.w < this.blocks && this.g >= this.w - 1 && this.least(GATHERED, this.w - 1);
+  }
+
+  /** Whether member `a` still reads the half the next block goes into, or (all written) any block. */
+  protected holdsHalf(a: Int32Array): boolean {
+    return Atomics.load(a, this.base + GATHERED) < (this.w < this.blocks ? this.w - 1 : this.blocks);
   }
 
   /** Whether every other member's `word` is at least `n`. */
@@ -698,18 +716,12 @@ abstract class InBlocks {
  * messages copy each array into a ring and out of it ⌈log₂ p⌉ times over.
  */
 class Collected extends InBlocks implements Run {
-  private w = 0;
-  private g = 0;
   /** Every member's array in rank order: this rank's own value, and new ones for the others. */
   readonly out: TypedArray[];
 
   constructor(areas: readonly Int32Array[], stages: readonly Uint8Array[], rank: number, base: number, value: TypedArray, notify: () => void) {
     super(areas, stages, rank, base, value, notify);
     this.out = areas.map((_, i) => (i === rank ? value : this.fresh()));
-  }
-
-  complete(): boolean {
-    return this.g === this.blocks && this.least(GATHERED, this.blocks);
   }
 
   ready(): boolean {
@@ -739,14 +751,7 @@ class Collected extends InBlocks implements Run {
 
   waitsOn(i: number): boolean {
     const a = this.areas[i]!;
-    if (this.g < this.w) return Atomics.load(a, this.base + WRITTEN) < this.g + 1;
-    if (this.w < this.blocks) return Atomics.load(a, this.base + GATHERED) < this.w - 1;
-    return Atomics.load(a, this.base + GATHERED) < this.blocks;
-  }
-
-  /** The next block can go into its half of the stage: everyone has gathered what it held. */
-  private canWrite(): boolean {
-    return this.w < this.blocks && this.g >= this.w - 1 && this.least(GATHERED, this.w - 1);
+    return this.g < this.w ? Atomics.load(a, this.base + WRITTEN) < this.g + 1 : this.holdsHalf(a);
   }
 
   private canGather(): boolean {
@@ -764,10 +769,8 @@ class Collected extends InBlocks implements Run {
  * gathered all blocks: until then someone may still read this rank's stage.
  */
 class Staged extends InBlocks implements Run {
-  /** This rank's progress: blocks copied in, reduced and gathered. */
-  private w = 0;
+  /** Blocks this rank has reduced its share of (between w and g). */
   private r = 0;
-  private g = 0;
   /** The result; null on a rank that only reduces its shares for a root (with the addon's fold). */
   readonly out: TypedArray | null;
   private readonly fold = foldKernel();
@@ -792,11 +795,6 @@ class Staged extends InBlocks implements Run {
     this.native = this.fold !== undefined && this.fold(this.code, new this.make(0), null, [new this.make(0)]);
     // Without the fold, a rank that gathers nothing still needs room for its share.
     this.out = into ?? (gathers || !this.native ? this.fresh() : null);
-  }
-
-  /** Whether every member has gathered every block: this rank's stage is free again. */
-  complete(): boolean {
-    return this.g === this.blocks && this.least(GATHERED, this.blocks);
   }
 
   /** Whether advance() would do something. */
@@ -835,13 +833,7 @@ class Staged extends InBlocks implements Run {
     const a = this.areas[i]!;
     if (this.g < this.r) return this.gathers && Atomics.load(a, this.base + REDUCED) < this.g + 1;
     if (this.r < this.w) return Atomics.load(a, this.base + WRITTEN) < this.r + 1;
-    if (this.w < this.blocks) return Atomics.load(a, this.base + GATHERED) < this.w - 1;
-    return Atomics.load(a, this.base + GATHERED) < this.blocks;
-  }
-
-  /** The next block can go into its half of the stage: everyone has gathered what it held. */
-  private canWrite(): boolean {
-    return this.w < this.blocks && this.g >= this.w - 1 && this.least(GATHERED, this.w - 1);
+    return this.holdsHalf(a);
   }
 
   private canReduce(): boolean {
