@@ -14,6 +14,10 @@
  * board cannot carry says so in its slot, and then every rank of the call falls back to the
  * message algorithms (on the same collective channel, so nothing else changes).
  *
+ * A reduce goes the same way with only the root combining the values (one round) or gathering
+ * the reduced shares (blocks). An allgather posts the values the same way, and every rank takes a
+ * copy of each (one round), or copies each member's blocks out of its stage (Collected).
+ *
  * A typed array too large for a slot goes through the members' stages instead (larger shared
  * areas, one per rank, whatever the communicator). Up to a quarter of a stage (and QUARTER_WORK)
  * it goes as through a slot, in the quarter that belongs to the call's slot. A larger one goes in
@@ -21,7 +25,7 @@
  * every stage, puts the result back into its stage and copies the others' shares out. That is two
  * copies of the array per rank where the message ring makes four (into a ring and out, twice),
  * and no message: on 4 ranks sharing 2 cores an 8 MiB allreduceInto took 12–17 ms by the ring,
- * ~4 ms so. The slot then carries the call's progress.
+ * ~3 ms so. The slot then carries the call's progress.
  *
  * A rank reuses a slot only once every member has read what it held: the control line's DONE
  * says up to which call a member has read, and a writer that has to wait for it counts itself in
