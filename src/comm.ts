@@ -421,7 +421,8 @@ export class Communicator {
 
   /**
    * `op` over every rank's value, combined in rank order, on `root`; undefined on the other
-   * ranks. Collective.
+   * ranks. Collective. Where all the communicator's ranks share one host's memory, the values
+   * `allreduce` takes there go the same way, only the root combining or gathering the result.
    * @throws MpiError for a bad root or op, or values that do not reduce together.
    */
   async reduce<T>(value: T, op: Op<T> = "sum", root = 0): Promise<T | undefined> {
@@ -472,7 +473,10 @@ export class Communicator {
   }
 
   /**
-   * Every rank's value in rank order, on every rank. Collective.
+   * Every rank's value in rank order, on every rank: this rank's own value itself, copies of the
+   * others'. Collective. Where all the communicator's ranks share one host's memory and every
+   * rank passes a number, a boolean, null or a typed array of one class and length, the values
+   * go through shared-memory boards and stages, without a message (README: Collectives).
    * @throws MpiError on every rank when some rank's value cannot be sent.
    */
   async allgather<T>(value: T): Promise<T[]> {
