@@ -502,9 +502,9 @@ static napi_value Stream(napi_env env, napi_callback_info info) {
 /* fold(op, out, copy, ins): boolean — out[i] = ((ins[0][i] op ins[1][i]) op ins[2][i]) … over
  * out's length, in the order of ins (rank order: the bits of the pairwise loop), written past the
  * cache; and the same values into copy, unless it is null. With out null, into copy only (over
- * its length): a rank that reduces a share for a root's result keeps none itself. One pass where the pairwise loop
- * makes p: each chunk is folded in a buffer that stays in L1, so the inputs are read once and
- * the result written once. copy may be one of ins (a rank's reduced share goes back where its
+ * its length): a rank that reduces a share for a root's result keeps none itself. One pass where
+ * the pairwise loop makes p: each chunk is folded in a buffer that stays in L1, so the inputs are
+ * read once and the result written once. copy may be one of ins (a rank's reduced share goes back where its
  * own share was): each chunk is read whole before it is written. False, with nothing done,
  * where combine would be. */
 static napi_value Fold(napi_env env, napi_callback_info info) {

@@ -395,7 +395,6 @@ export class Board implements BoardWatch, StageHolder {
     return bytes * this.areas.length <= QUARTER_WORK && bytes <= this.stages!.areas[0]!.length >> 2;
   }
 
-
   /** Completes call `c` with `result`: its slot may be reused once the others are done with theirs. */
   private finish(c: BoardCall, result: unknown): void {
     this.completed = c.seq;
@@ -696,6 +695,14 @@ abstract class InBlocks {
     return [from, Math.min(this.value.length, from + this.per) - from];
   }
 
+  /** Block b of this rank's array into its half of its stage, but for elements [lo, hi) of the block. */
+  protected copyIn(b: number, lo = 0, hi = 0): void {
+    const [from, m] = this.block(b);
+    const stage = this.stages[this.rank]!, at = (b & 1) * this.half, size = this.size;
+    stage.set(this.bytes.subarray(from * size, (from + lo) * size), at);
+    stage.set(this.bytes.subarray((from + hi) * size, (from + m) * size), at + hi * size);
+  }
+
   /** Member i's stage, `count` elements from element `at` of block b's half. */
   protected view(i: number, b: number, at: number, count: number): TypedArray {
     const s = this.stages[i]!;
@@ -737,8 +744,7 @@ class Collected extends InBlocks implements Run {
     for (let again = true; again; ) {
       again = false;
       if (this.canWrite()) {
-        const [from, m] = this.block(this.w);
-        this.stages[this.rank]!.set(this.bytes.subarray(from * this.size, (from + m) * this.size), (this.w & 1) * this.half);
+        this.copyIn(this.w);
         Atomics.store(this.areas[this.rank]!, this.base + WRITTEN, ++this.w);
         again = moved = true;
       }
@@ -812,7 +818,7 @@ class Staged extends InBlocks implements Run {
     for (let again = true; again; ) {
       again = false;
       if (this.canWrite()) {
-        this.copyIn(this.w++);
+        this.copyBlockIn(this.w++);
         Atomics.store(this.areas[this.rank]!, this.base + WRITTEN, this.w);
         again = true;
       }
@@ -856,16 +862,10 @@ class Staged extends InBlocks implements Run {
   }
 
   /** Block b into this rank's stage; with the addon's fold, but for this rank's share, which reduceShare reads from the array itself. */
-  private copyIn(b: number): void {
-    const [from, m] = this.block(b);
-    const stage = this.stages[this.rank]!, at = (b & 1) * this.half, size = this.size;
-    if (!this.native) {
-      stage.set(this.bytes.subarray(from * size, (from + m) * size), at);
-      return;
-    }
-    const [lo, hi] = this.share(this.rank, m);
-    stage.set(this.bytes.subarray(from * size, (from + lo) * size), at);
-    stage.set(this.bytes.subarray((from + hi) * size, (from + m) * size), at + hi * size);
+  private copyBlockIn(b: number): void {
+    if (!this.native) return this.copyIn(b);
+    const [lo, hi] = this.share(this.rank, this.block(b)[1]);
+    this.copyIn(b, lo, hi);
   }
 
   /** This rank's share of block b, from every stage in rank order: into the result, then back into its stage. */
